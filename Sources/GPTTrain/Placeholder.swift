@@ -1,0 +1,1 @@
+// Configs, the data loader, the training loop.
