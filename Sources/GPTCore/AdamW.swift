@@ -1,0 +1,128 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// AdamW as torch.optim.AdamW, with nanoGPT's parameter groups: weight decay
+/// on tensors of dimension >= 2 only. Moments live in two flat buffers with
+/// the parameter layout, so the update is one loop per tensor.
+public final class AdamW {
+    public var beta1: Float
+    public var beta2: Float
+    public var eps: Float
+    public var weightDecay: Float
+    /// Number of updates applied so far (for bias correction).
+    public var t: Int = 0
+    public let m: UnsafeMutablePointer<Float>
+    public let v: UnsafeMutablePointer<Float>
+    public let count: Int
+    private let tensors: [TensorView]
+
+    public init(layout: ParameterLayout, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8, weightDecay: Float = 0.1) {
+        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+        count = layout.count
+        tensors = layout.tensors
+        m = .allocate(capacity: count); v = .allocate(capacity: count)
+        m.initialize(repeating: 0, count: count); v.initialize(repeating: 0, count: count)
+    }
+
+    deinit { m.deallocate(); v.deallocate() }
+
+    /// Clears the moments and the step count (a fresh optimizer for finetuning).
+    public func reset() {
+        m.update(repeating: 0, count: count); v.update(repeating: 0, count: count); t = 0
+    }
+
+    /// One AdamW step: p = p (1 - lr wd) - lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
+    public func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float) {
+        t += 1
+        let b1 = beta1, b2 = beta2, e = eps
+        let bc1 = 1 - powf(b1, Float(t)), bc2 = 1 - powf(b2, Float(t))
+        let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
+        let m = self.m, v = self.v
+        for tensor in tensors {
+            let decay: Float = tensor.decays ? 1 - lr * weightDecay : 1
+            let base = tensor.offset
+            Parallel.forChunks(tensor.count, grain: 16384) { start, end in
+                for i in (base + start)..<(base + end) {
+                    let g = grads[i]
+                    let mi = b1 * m[i] + (1 - b1) * g
+                    let vi = b2 * v[i] + (1 - b2) * g * g
+                    m[i] = mi; v[i] = vi
+                    let denom = vi.squareRoot() / bc2Sqrt + e
+                    params[i] = params[i] * decay - stepSize * mi / denom
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Gradient norm and clipping
+
+/// The global L2 norm of `count` gradients (accumulated in Double).
+public func gradientNorm(_ grads: UnsafePointer<Float>, count: Int) -> Float {
+    let chunks = Parallel.chunkCount(count, grain: 65536)
+    var partial = [Double](repeating: 0, count: chunks)
+    let per = (count + chunks - 1) / chunks
+    partial.withUnsafeMutableBufferPointer { part in
+        Parallel.forChunks(count, grain: 65536) { start, end in
+            var acc = Vec()
+            var s = 0.0
+            var i = start
+            // Sum squares in float blocks of 4096, then into Double: accurate and vectorised.
+            while i < end {
+                let stop = min(end, i + 4096)
+                acc = Vec()
+                while i + 8 <= stop { let g = loadVec(grads + i); acc += g * g; i += 8 }
+                var f = acc.sum()
+                while i < stop { f += grads[i] * grads[i]; i += 1 }
+                s += Double(f)
+            }
+            part[start / per] = s
+        }
+    }
+    return Float(partial.reduce(0, +).squareRoot())
+}
+
+/// Scales gradients so the global norm is at most `maxNorm`, as
+/// torch.nn.utils.clip_grad_norm_ (coefficient maxNorm / (norm + 1e-6), capped at 1).
+/// Returns the norm before clipping.
+@discardableResult
+public func clipGradients(_ grads: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) -> Float {
+    let norm = gradientNorm(grads, count: count)
+    guard maxNorm > 0, norm.isFinite else { return norm }
+    let coef = min(1, maxNorm / (norm + 1e-6))
+    if coef < 1 {
+        Parallel.forChunks(count, grain: 65536) { start, end in
+            for i in start..<end { grads[i] *= coef }
+        }
+    }
+    return norm
+}
+
+// MARK: - Learning-rate schedule
+
+/// nanoGPT's schedule: linear warmup, cosine decay to min_lr, then constant.
+public struct LRSchedule: Sendable, Equatable {
+    public var learningRate: Float
+    public var minLR: Float
+    public var warmupIters: Int
+    public var decayIters: Int
+    public var decay: Bool
+
+    public init(learningRate: Float, minLR: Float, warmupIters: Int, decayIters: Int, decay: Bool = true) {
+        self.learningRate = learningRate; self.minLR = minLR
+        self.warmupIters = warmupIters; self.decayIters = decayIters; self.decay = decay
+    }
+
+    /// The learning rate for iteration `it` (0-based).
+    public func lr(at it: Int) -> Float {
+        guard decay else { return learningRate }
+        if it < warmupIters { return learningRate * Float(it + 1) / Float(warmupIters + 1) }
+        if it > decayIters { return minLR }
+        let ratio = Double(it - warmupIters) / Double(max(1, decayIters - warmupIters))
+        let coeff = 0.5 * (1 + cos(Double.pi * ratio))
+        return minLR + Float(coeff) * (learningRate - minLR)
+    }
+}

@@ -1,0 +1,130 @@
+import CBLAS
+
+// MARK: - Causal multi-head self-attention, heads as a batch dimension
+//
+// q, k, v are read in place from qkv (B,T,3C): head h of q is the column
+// slice [h*hs, (h+1)*hs) with row stride 3C, k at +C, v at +2C. Every
+// (batch, head) pair is one small GEMM on strided views, so all heads run
+// as one batched computation without any per-head module or copy (EX1).
+
+@inline(__always)
+private func attnGemm(_ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int, _ alpha: Float,
+                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(M), Int32(N), Int32(K), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// Causal softmax of each row of `att` (rows of length T, row r is position r % T),
+/// in place; entries right of the diagonal become 0.
+private func causalSoftmaxRows(_ att: UnsafeMutablePointer<Float>, rows: Int, T: Int) {
+    Parallel.forChunks(rows, grain: 64) { start, end in
+        for r in start..<end {
+            let t = r % T
+            let row = att + r * T
+            let n = t + 1
+            var mx = -Float.infinity
+            for j in 0..<n { mx = max(mx, row[j]) }
+            let mv = Vec(repeating: mx)
+            var acc = Vec()
+            var j = 0
+            while j + 8 <= n {
+                let e = fastExp(loadVec(row + j) - mv)
+                storeVec(e, row + j)
+                acc += e
+                j += 8
+            }
+            var sum = acc.sum()
+            while j < n {
+                let e = fastExp(row[j] - mx)
+                row[j] = e
+                sum += e
+                j += 1
+            }
+            let inv = 1 / sum
+            for j in 0..<n { row[j] *= inv }
+            for j in n..<T { row[j] = 0 }
+        }
+    }
+}
+
+/// out (B,T,C) = softmax(mask(q k^T / sqrt(hs))) v for every batch and head.
+/// att (B,NH,T,T) receives the probabilities (cached for backward); when
+/// dropoutP > 0, attDrop (B,NH,T,T) receives dropout(att) and is what multiplies v.
+public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>,
+                             _ attDrop: UnsafeMutablePointer<Float>?, _ qkv: UnsafePointer<Float>,
+                             B: Int, T: Int, C: Int, NH: Int, dropoutP: Float = 0, dropoutKey: UInt32 = 0) {
+    precondition(C % NH == 0, "n_embd must be divisible by n_head")
+    let hs = C / NH, C3 = 3 * C
+    let scale = 1 / Float(hs).squareRoot()
+    for b in 0..<B {
+        for h in 0..<NH {
+            let q = qkv + b * T * C3 + h * hs
+            attnGemm(false, true, T, T, hs, scale, q, C3, q + C, C3, 0, att + (b * NH + h) * T * T, T)
+        }
+    }
+    causalSoftmaxRows(att, rows: B * NH * T, T: T)
+    var probs = UnsafePointer(att)
+    if dropoutP > 0, let attDrop {
+        dropoutApply(attDrop, att, N: B * NH * T * T, p: dropoutP, key: dropoutKey)
+        probs = UnsafePointer(attDrop)
+    }
+    for b in 0..<B {
+        for h in 0..<NH {
+            let v = qkv + b * T * C3 + 2 * C + h * hs
+            attnGemm(false, false, T, hs, T, 1, probs + (b * NH + h) * T * T, T, v, C3,
+                     0, out + b * T * C + h * hs, C)
+        }
+    }
+}
+
+/// Backward of attentionForward. dqkv (B,T,3C) is written (not accumulated);
+/// datt (B,NH,T,T) is scratch.
+public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: UnsafeMutablePointer<Float>,
+                              _ dout: UnsafePointer<Float>, _ qkv: UnsafePointer<Float>,
+                              _ att: UnsafePointer<Float>, _ attDrop: UnsafePointer<Float>?,
+                              B: Int, T: Int, C: Int, NH: Int, dropoutP: Float = 0, dropoutKey: UInt32 = 0) {
+    let hs = C / NH, C3 = 3 * C
+    let scale = 1 / Float(hs).squareRoot()
+    let useDrop = dropoutP > 0 && attDrop != nil
+    let probs = useDrop ? attDrop! : att
+    for b in 0..<B {
+        for h in 0..<NH {
+            let bh = (b * NH + h) * T * T
+            let d = dout + b * T * C + h * hs
+            let v = qkv + b * T * C3 + 2 * C + h * hs
+            // datt = dout v^T ; dv = probs^T dout
+            attnGemm(false, true, T, T, hs, 1, d, C, v, C3, 0, datt + bh, T)
+            attnGemm(true, false, T, hs, T, 1, probs + bh, T, d, C, 0, dqkv + b * T * C3 + 2 * C + h * hs, C3)
+        }
+    }
+    if useDrop {
+        dropoutApply(datt, datt, N: B * NH * T * T, p: dropoutP, key: dropoutKey)
+    }
+    // Softmax backward, in place: dpre = att * (datt - sum(att * datt)) on the causal part.
+    Parallel.forChunks(B * NH * T, grain: 64) { start, end in
+        for r in start..<end {
+            let t = r % T
+            let a = att + r * T
+            let d = datt + r * T
+            let n = t + 1
+            var acc = Vec()
+            var j = 0
+            while j + 8 <= n { acc += loadVec(a + j) * loadVec(d + j); j += 8 }
+            var dot = acc.sum()
+            while j < n { dot += a[j] * d[j]; j += 1 }
+            for j in 0..<n { d[j] = a[j] * (d[j] - dot) }
+            for j in n..<T { d[j] = 0 }
+        }
+    }
+    for b in 0..<B {
+        for h in 0..<NH {
+            let bh = (b * NH + h) * T * T
+            let q = qkv + b * T * C3 + h * hs
+            let dq = dqkv + b * T * C3 + h * hs
+            // dq = scale dpre k ; dk = scale dpre^T q
+            attnGemm(false, false, T, hs, T, scale, datt + bh, T, q + C, C3, 0, dq, C3)
+            attnGemm(true, false, T, hs, T, scale, datt + bh, T, q, C3, 0, dq + C, C3)
+        }
+    }
+}

@@ -1,0 +1,158 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// Autoregressive sampling with a key/value cache, temperature, top-k and a seed.
+///
+/// The context is the last `block_size` tokens, as nanoGPT crops it. While the
+/// context grows, each new token costs one cached step; once it slides, the
+/// positions of every cached token change, so the cache is refilled from the
+/// cropped context (exactly what sampling without a cache computes).
+public final class Sampler {
+    public let model: GPT
+    private let C: Int, V: Int, L: Int, NH: Int, maxT: Int
+    private let kcache: UnsafeMutablePointer<Float>   // (L, maxT, C)
+    private let vcache: UnsafeMutablePointer<Float>   // (L, maxT, C)
+    private let work: UnsafeMutablePointer<Float>
+    private let x, xn, qkv, atty, proj, fch, fchGelu, scores, logitsBuf, stats: UnsafeMutablePointer<Float>
+    private var cached: [Int32] = []
+
+    public init(model: GPT) {
+        self.model = model
+        let c = model.config
+        C = c.nEmbd; V = c.vocabSize; L = c.nLayer; NH = c.nHead; maxT = c.blockSize
+        kcache = .allocate(capacity: L * maxT * C)
+        vcache = .allocate(capacity: L * maxT * C)
+        let sizes = [C, C, 3 * C, C, C, 4 * C, 4 * C, maxT, V, 2]
+        work = .allocate(capacity: sizes.reduce(0, +))
+        var o = 0
+        var ptrs: [UnsafeMutablePointer<Float>] = []
+        for s in sizes { ptrs.append(work + o); o += s }
+        x = ptrs[0]; xn = ptrs[1]; qkv = ptrs[2]; atty = ptrs[3]; proj = ptrs[4]
+        fch = ptrs[5]; fchGelu = ptrs[6]; scores = ptrs[7]; logitsBuf = ptrs[8]; stats = ptrs[9]
+    }
+
+    deinit { kcache.deallocate(); vcache.deallocate(); work.deallocate() }
+
+    /// Generates `maxNewTokens` tokens after `prompt` (at least one token).
+    /// `temperature <= 0` picks the most likely token; `topK` keeps the k most likely.
+    /// `onToken` sees each new token as it is drawn (for streaming).
+    public func generate(prompt: [Int32], maxNewTokens: Int, temperature: Float = 1, topK: Int? = nil,
+                         seed: UInt64 = 1337, useCache: Bool = true,
+                         onToken: ((Int32) -> Void)? = nil) -> [Int32] {
+        precondition(!prompt.isEmpty, "sampling needs a prompt of at least one token")
+        var rng = SplitMix64(seed: seed)
+        var tokens = prompt
+        cached = []
+        for _ in 0..<maxNewTokens {
+            let window = Array(tokens.suffix(maxT))
+            let logits = useCache ? cachedLogits(window) : fullLogits(window)
+            let next = Sampler.draw(logits, count: V, temperature: temperature, topK: topK, rng: &rng)
+            tokens.append(next)
+            onToken?(next)
+        }
+        return Array(tokens[prompt.count...])
+    }
+
+    /// Picks a token from logits: greedy when temperature <= 0, else softmax(logits / T) over the top k.
+    public static func draw(_ logits: UnsafePointer<Float>, count V: Int, temperature: Float, topK: Int?,
+                            rng: inout SplitMix64) -> Int32 {
+        var best = 0
+        for j in 1..<max(V, 1) where logits[j] > logits[best] { best = j }
+        if temperature <= 0 { return Int32(best) }
+        var cutoff = -Float.infinity
+        if let k = topK, k > 0, k < V {
+            var sorted = Array(UnsafeBufferPointer(start: logits, count: V))
+            sorted.sort(by: >)
+            cutoff = sorted[k - 1]
+        }
+        let mx = Double(logits[best])
+        var probs = [Double](repeating: 0, count: V)
+        var total = 0.0
+        for j in 0..<V where logits[j] >= cutoff {
+            let e = exp((Double(logits[j]) - mx) / Double(temperature))
+            probs[j] = e
+            total += e
+        }
+        let u = rng.nextDouble() * total
+        var acc = 0.0
+        for j in 0..<V where probs[j] > 0 {
+            acc += probs[j]
+            if u < acc { return Int32(j) }
+        }
+        return Int32(best)
+    }
+
+    // MARK: - Without cache: the model's own forward on the whole context
+
+    private func fullLogits(_ window: [Int32]) -> UnsafePointer<Float> {
+        let wasTraining = model.training
+        model.training = false
+        defer { model.training = wasTraining }
+        window.withUnsafeBufferPointer { model.forward(inputs: $0.baseAddress!, targets: nil, B: 1, T: window.count) }
+        return UnsafePointer(model.logits + (window.count - 1) * V)
+    }
+
+    // MARK: - With cache: one position at a time
+
+    private func cachedLogits(_ window: [Int32]) -> UnsafePointer<Float> {
+        if !(cached.count == window.count - 1 && cached.elementsEqual(window.prefix(cached.count))) {
+            cached = []
+            for tok in window.dropLast() { step(tok, computeLogits: false) }
+        }
+        step(window.last!, computeLogits: true)
+        return UnsafePointer(logitsBuf)
+    }
+
+    /// Runs token `tok` at position `cached.count`, appending its keys and values to the cache.
+    private func step(_ tok: Int32, computeLogits: Bool) {
+        let pos = cached.count
+        let w = model.views
+        let C = self.C, hs = C / NH
+        let scale = 1 / Float(hs).squareRoot()
+        let mean = stats, rstd = stats + 1
+        let e = w.wte + Int(tok) * C, p = w.wpe + pos * C
+        for i in 0..<C { x[i] = e[i] + p[i] }
+        for l in 0..<L {
+            let b = w.blocks[l]
+            layerNormForward(xn, mean, rstd, x, b.ln1w, b.ln1b, N: 1, C: C)
+            matmulForward(qkv, xn, b.qkvw, b.qkvb, N: 1, C: C, OC: 3 * C)
+            let kc = kcache + l * maxT * C, vc = vcache + l * maxT * C
+            (kc + pos * C).update(from: qkv + C, count: C)
+            (vc + pos * C).update(from: qkv + 2 * C, count: C)
+            for h in 0..<NH {
+                let q = qkv + h * hs
+                var mx = -Float.infinity
+                for j in 0...pos {
+                    let k = kc + j * C + h * hs
+                    var s: Float = 0
+                    for i in 0..<hs { s += q[i] * k[i] }
+                    scores[j] = s * scale
+                    mx = max(mx, scores[j])
+                }
+                var sum: Float = 0
+                for j in 0...pos { scores[j] = fastExp(scores[j] - mx); sum += scores[j] }
+                let y = atty + h * hs
+                for i in 0..<hs { y[i] = 0 }
+                for j in 0...pos {
+                    let a = scores[j] / sum
+                    let v = vc + j * C + h * hs
+                    for i in 0..<hs { y[i] += a * v[i] }
+                }
+            }
+            matmulForward(proj, atty, b.attprojw, b.attprojb, N: 1, C: C, OC: C)
+            for i in 0..<C { x[i] += proj[i] }
+            layerNormForward(xn, mean, rstd, x, b.ln2w, b.ln2b, N: 1, C: C)
+            matmulForward(fch, xn, b.fcw, b.fcb, N: 1, C: C, OC: 4 * C)
+            geluForward(fchGelu, fch, N: 4 * C)
+            matmulForward(proj, fchGelu, b.fcprojw, b.fcprojb, N: 1, C: 4 * C, OC: C)
+            for i in 0..<C { x[i] += proj[i] }
+        }
+        cached.append(tok)
+        guard computeLogits else { return }
+        layerNormForward(xn, mean, rstd, x, w.lnfw, w.lnfb, N: 1, C: C)
+        matmulForward(logitsBuf, xn, w.lmHead, nil, N: 1, C: C, OC: V)
+    }
+}
