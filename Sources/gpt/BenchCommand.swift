@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import GPTCore
+
+/// `gpt bench`: cblas_sgemm on the model's GEMM shapes vs full training steps.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure training throughput against cblas_sgemm on the model's own GEMM shapes.")
+
+    @Option(help: "Layers.") var nLayer = 6
+    @Option(help: "Heads.") var nHead = 6
+    @Option(help: "Embedding width.") var nEmbd = 384
+    @Option(help: "Context length.") var blockSize = 256
+    @Option(help: "Batch size.") var batchSize = 16
+    @Option(help: "Vocabulary size.") var vocabSize = 65
+    @Option(help: "Timed training steps per thread count.") var steps = 5
+    @Option(help: "Thread counts to run, comma-separated.") var threads = "1,2"
+    @Flag(help: "Also rerun in a child process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.")
+    var compareKernels = false
+    @Option(help: "Write the figures as JSON to this file.") var json: String?
+
+    func run() throws {
+        let c = GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead,
+                          nEmbd: nEmbd, dropout: 0, bias: true, tieWeights: true)
+        let problems = c.problems()
+        guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+        let env = ProcessInfo.processInfo.environment
+        let kernel = env["OPENBLAS_CORETYPE"].map { "OPENBLAS_CORETYPE=\($0) OPENBLAS_L2_SIZE=\(env["OPENBLAS_L2_SIZE"] ?? "unset")" }
+            ?? "OPENBLAS_CORETYPE unset (OpenBLAS picks the kernel for this CPU)"
+        print("gpt bench: n_layer \(nLayer), n_head \(nHead), n_embd \(nEmbd), block_size \(blockSize), batch \(batchSize), vocab \(vocabSize), dropout 0")
+        print("OpenBLAS: \(kernel)")
+        let fpt = Bench.flopsPerToken(c, T: blockSize)
+        print(String(format: "model: %.2fM parameters (non-embedding), %.1f MFLOP per token (nanoGPT estimate: 6N + 12LHQT)",
+                     Double(ParameterLayout(config: c).nonEmbeddingCount) / 1e6, fpt / 1e6))
+        var records: [[String: Any]] = []
+        for n in threads.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
+            Parallel.setThreads(n)
+            print("\n== \(n) thread\(n == 1 ? "" : "s") ==")
+            let gemms = Bench.runGemms(Bench.gemms(c, B: batchSize, T: blockSize))
+            var gemmFlops = 0.0, gemmSeconds = 0.0
+            for r in gemms {
+                gemmFlops += r.gemm.flops; gemmSeconds += r.seconds
+                print(String(format: "  sgemm %-24@ %5d x %5d x %5d  x%-4d %7.1f GFLOP/s", r.gemm.name as NSString,
+                             r.gemm.M, r.gemm.N, r.gemm.K, r.gemm.count, r.gflops))
+            }
+            let sgemm = gemmFlops / gemmSeconds / 1e9
+            print(String(format: "  sgemm on the step's shapes: %.1f GFLOP/s (%.3f s of GEMM per step)", sgemm, gemmSeconds))
+            let s = Bench.runSteps(c, B: batchSize, T: blockSize, steps: steps)
+            let ratio = s.gflops / sgemm
+            print(String(format: "  training step: %.3f s, %.0f tokens/s, %.1f GFLOP/s = %.1f%% of sgemm", s.secondsPerStep,
+                         s.tokensPerSecond, s.gflops, 100 * ratio))
+            print("  time per step by layer kind:")
+            for (name, sec) in s.breakdown where sec > 0 {
+                print(String(format: "    %-18@ %8.1f ms  %5.1f%%", name as NSString, sec * 1e3, 100 * sec / s.secondsPerStep))
+            }
+            records.append(["threads": n, "sgemm_gflops": sgemm, "step_seconds": s.secondsPerStep,
+                            "tokens_per_second": s.tokensPerSecond, "step_gflops": s.gflops, "ratio": ratio,
+                            "openblas": kernel])
+        }
+        if let json {
+            let data = try JSONSerialization.data(withJSONObject: records, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: json))
+        }
+        if compareKernels && env["OPENBLAS_CORETYPE"] != nil {
+            print("\n===== again with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset =====")
+            var args = Array(CommandLine.arguments.dropFirst()).filter { $0 != "--compare-kernels" }
+            if let i = args.firstIndex(of: "--json"), i + 1 < args.count { args[i + 1] += ".native" }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
+                : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0])
+            p.arguments = args
+            var childEnv = env
+            childEnv.removeValue(forKey: "OPENBLAS_CORETYPE")
+            childEnv.removeValue(forKey: "OPENBLAS_L2_SIZE")
+            p.environment = childEnv
+            try p.run()
+            p.waitUntilExit()
+            if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }
+        }
+    }
+}
