@@ -57,7 +57,7 @@ let package = Package(
         // MARK: - Tests
         .target(name: "TestSupport", dependencies: ["GPTCore", "GPTData"], path: "Tests/TestSupport"),
         .testTarget(name: "GPTCoreTests", dependencies: ["GPTCore", "GPTData", "TestSupport"],
-                    resources: [.copy("Fixtures")]),
+                    exclude: ["Fixtures"]),
         .testTarget(name: "GPTDataTests", dependencies: ["GPTData", "TestSupport"]),
         .testTarget(name: "GPTTrainTests", dependencies: ["GPTTrain", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["GPTTrain", "TestSupport"]),
