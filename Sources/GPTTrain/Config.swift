@@ -303,8 +303,7 @@ extension TrainConfig {
                                             column: error.source.begin.column, message: error.description)
         }
         // Report the first problem in file order, so fixing errors top to bottom works.
-        let entries = table.map { ($0.0, $0.1) }
-            .map { (key: $0.0, value: $0.1, line: Self.line(ofKey: $0.0, in: toml)) }
+        let entries = table.map { (key: $0.0, value: $0.1, line: Self.line(ofKey: $0.0, in: toml)) }
             .sorted { ($0.line ?? Int.max, $0.key) < ($1.line ?? Int.max, $1.key) }
         for entry in entries {
             guard let field = Field.named(entry.key) else {

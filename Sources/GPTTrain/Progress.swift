@@ -172,9 +172,9 @@ private func terminalColumns() -> Int {
 
 /// A duration for humans: "12.3s" under a minute, "3m05s" under an hour, then "1h02m".
 ///
-/// Negative or non-finite durations (no estimate yet) give "--".
+/// Negative, non-finite or absurdly long durations (no meaningful estimate) give "--".
 public func formatDuration(_ seconds: Double) -> String {
-    guard seconds.isFinite, seconds >= 0 else { return "--" }
+    guard seconds.isFinite, seconds >= 0, seconds < 1e15 else { return "--" }
     let tenths = (seconds * 10).rounded() / 10
     if tenths < 60 { return String(format: "%.1fs", tenths) }
     let whole = Int(seconds.rounded())

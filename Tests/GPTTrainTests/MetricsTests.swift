@@ -153,6 +153,7 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(formatDuration(-1), "--")
         XCTAssertEqual(formatDuration(.nan), "--")
         XCTAssertEqual(formatDuration(.infinity), "--")
+        XCTAssertEqual(formatDuration(1e300), "--")
     }
 
     func testFormatCount() {
