@@ -50,8 +50,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var nHead = 6
     public var nEmbd = 384
     public var dropout = 0.2
-    /// Biases in the linear layers and LayerNorms.
-    public var bias = true
+    /// Biases in the linear layers and LayerNorms (nanoGPT's default: false).
+    public var bias = false
     /// Share the token embedding with the output head.
     public var tieWeights = true
 

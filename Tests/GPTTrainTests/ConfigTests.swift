@@ -71,7 +71,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.nHead, 6)
         XCTAssertEqual(c.nEmbd, 384)
         XCTAssertEqual(c.dropout, 0.2)
-        XCTAssertTrue(c.bias)
+        XCTAssertFalse(c.bias)
         XCTAssertTrue(c.tieWeights)
         XCTAssertEqual(c.learningRate, 1e-3)
         XCTAssertEqual(c.maxIters, 5000)

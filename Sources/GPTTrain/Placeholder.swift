@@ -1,1 +1,0 @@
-// Configs, the data loader, the training loop.
