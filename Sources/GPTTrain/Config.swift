@@ -40,6 +40,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var dataset = "data/shakespeare_char/shakespeare_char.h5"
     /// Micro-batches per optimizer step on each rank.
     public var gradientAccumulationSteps = 1
+    /// Contiguous shards /train is cut into for sampling; 0 = one per rank. Fix it to
+    /// keep the same data stream when the number of ranks changes.
+    public var dataShards = 0
     /// Sequences per micro-batch on each rank.
     public var batchSize = 64
     /// Context length in tokens.
@@ -101,7 +104,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case evalIters = "eval_iters", evalOnly = "eval_only", alwaysSaveCheckpoint = "always_save_checkpoint"
         case initFrom = "init_from", keepCheckpoints = "keep_checkpoints", sampleTokens = "sample_tokens"
         case samplePrompt = "sample_prompt", checkInterval = "check_interval"
-        case dataset, gradientAccumulationSteps = "gradient_accumulation_steps", batchSize = "batch_size"
+        case dataset, gradientAccumulationSteps = "gradient_accumulation_steps", dataShards = "data_shards"
+        case batchSize = "batch_size"
         case blockSize = "block_size"
         case nLayer = "n_layer", nHead = "n_head", nEmbd = "n_embd", dropout, bias, tieWeights = "tie_weights"
         case learningRate = "learning_rate", maxIters = "max_iters", weightDecay = "weight_decay"
@@ -127,6 +131,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try take(&keepCheckpoints, .keepCheckpoints); try take(&sampleTokens, .sampleTokens)
         try take(&samplePrompt, .samplePrompt); try take(&checkInterval, .checkInterval)
         try take(&dataset, .dataset); try take(&gradientAccumulationSteps, .gradientAccumulationSteps)
+        try take(&dataShards, .dataShards)
         try take(&batchSize, .batchSize); try take(&blockSize, .blockSize)
         try take(&nLayer, .nLayer); try take(&nHead, .nHead); try take(&nEmbd, .nEmbd)
         try take(&dropout, .dropout); try take(&bias, .bias); try take(&tieWeights, .tieWeights)
@@ -220,6 +225,7 @@ extension TrainConfig {
         // data
         if dataset.isEmpty { p.append("dataset must be the path of a corpus HDF5 file") }
         atLeast("gradient_accumulation_steps", gradientAccumulationSteps, 1)
+        atLeast("data_shards", dataShards, 0)
         atLeast("batch_size", batchSize, 1)
 
         // model (block_size, n_layer, n_head, n_embd, dropout: the model's own rules)
@@ -542,6 +548,7 @@ private struct Field {
 
             .string(.dataset, \.dataset, data),
             .int(.gradientAccumulationSteps, \.gradientAccumulationSteps, data),
+            .int(.dataShards, \.dataShards, data),
             .int(.batchSize, \.batchSize, data), .int(.blockSize, \.blockSize, data),
 
             .int(.nLayer, \.nLayer, model), .int(.nHead, \.nHead, model), .int(.nEmbd, \.nEmbd, model),

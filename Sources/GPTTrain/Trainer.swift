@@ -1,0 +1,456 @@
+import Foundation
+import GPTComm
+import GPTCore
+import GPTData
+
+/// `gpt train`: the data-parallel training loop.
+///
+/// Every rank holds the whole model, draws its own windows of the corpus,
+/// runs forward and backward, and averages gradients with the other ranks
+/// (bucket by bucket while backward still runs, when `overlap_comm`). Every
+/// rank then applies the same AdamW update, so the replicas stay identical;
+/// a checksum proves it every `check_interval` steps. Rank 0 alone writes
+/// logs, samples and checkpoints, and never while the others sit in a
+/// collective it has not entered.
+public final class Trainer {
+    public let cfg: TrainConfig
+    public let comm: Communicator
+    public let model: GPT
+    public let optimizer: AdamW
+    public let corpus: CorpusInfo
+    public private(set) var step = 0
+    public private(set) var bestValLoss = Double.infinity
+    private let resumed: Bool
+    private let schedule: LRSchedule
+    private let trainWindows: WindowSampler
+    private let evalTrain: WindowSampler
+    private let evalVal: WindowSampler
+    private let store: CheckpointStore
+    private let log: MetricsLog?
+    private let progress: ProgressLine?
+    private let B: Int, T: Int, accum: Int
+    private let inputs: UnsafeMutablePointer<Int32>
+    private let targets: UnsafeMutablePointer<Int32>
+    private let sgemmGFLOPS: Double
+    private var nonfiniteRun = 0
+    private var nonfiniteTotal = 0
+    private var out: (String) -> Void = { print($0) }
+
+    // MARK: - Setup
+
+    public init(config: TrainConfig, comm: Communicator = .world, resume: Bool = false) throws {
+        cfg = config
+        self.comm = comm
+        let resume = resume || config.initFrom == "resume"
+        resumed = resume
+        B = config.batchSize; T = config.blockSize; accum = config.gradientAccumulationSteps
+        store = CheckpointStore(directory: config.outDir, keep: config.keepCheckpoints)
+
+        // Threads: one knob for OpenBLAS and our loops.
+        let envThreads = ProcessInfo.processInfo.environment["SWIFTGPT_THREADS"].flatMap { Int($0) }
+        let threads = config.threads > 0 ? config.threads
+            : envThreads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, comm.localSize))
+        Parallel.setThreads(threads)
+
+        // Run directory (rank 0), then the corpus (every rank reads its own windows).
+        try Trainer.collective(comm) {
+            guard comm.isRoot else { return }
+            try Trainer.prepareRunDirectory(config.outDir)
+        }
+        var opened: CorpusInfo?
+        var sources: (TokenSource, TokenSource, TokenSource)?
+        try Trainer.collective(comm, everyRank: true) {
+            let info = try CorpusFile.open(config.dataset)
+            opened = info
+            sources = (try TokenSource(path: config.dataset, split: .train), try TokenSource(path: config.dataset, split: .train),
+                       try TokenSource(path: config.dataset, split: .val))
+        }
+        corpus = opened!
+        let shards = config.dataShards > 0 ? config.dataShards : comm.size
+        let seed = UInt64(config.seed)
+        trainWindows = try WindowSampler(source: sources!.0, blockSize: T, shards: shards, seed: seed)
+        evalTrain = try WindowSampler(source: sources!.1, blockSize: T, shards: 1, seed: seed)
+        evalVal = try WindowSampler(source: sources!.2, blockSize: T, shards: 1, seed: seed)
+
+        // Starting point: a checkpoint read by rank 0 and broadcast, or fresh weights.
+        var ckpt: Checkpoint?
+        var notes: [String] = []
+        try Trainer.collective(comm) {
+            guard comm.isRoot else { return }
+            if resume {
+                let (c, path, skipped) = try store.loadNewestGood()
+                for s in skipped { notes.append("skipping unreadable checkpoint \(s)") }
+                notes.append("resuming from \(path) at step \(c.step)")
+                ckpt = c
+            } else if config.initFrom != "scratch" {
+                ckpt = try Checkpoint.read(from: config.initFrom, includeOptimizer: false)
+                notes.append("initialising from \(config.initFrom) (step \(ckpt!.step)); fresh optimizer and schedule")
+            }
+            if let c = ckpt { try Trainer.checkCompatible(c, corpus: opened!, config: config, resume: resume, notes: &notes) }
+        }
+        let modelJSON = comm.broadcast(ckpt.map { String(decoding: try! JSONEncoder().encode($0.modelConfig), as: UTF8.self) } ?? "")
+        var mc = modelJSON.isEmpty ? config.modelConfig(vocabSize: corpus.vocabSize)
+            : try JSONDecoder().decode(GPTConfig.self, from: Data(modelJSON.utf8))
+        mc.dropout = Float(config.dropout)
+        model = GPT(config: mc, seed: seed)
+        optimizer = AdamW(layout: model.layout, beta1: Float(config.beta1), beta2: Float(config.beta2),
+                          weightDecay: Float(config.weightDecay))
+        let n = model.parameterCount
+        if let c = ckpt {
+            c.parameters.withUnsafeBufferPointer { model.params.update(from: $0.baseAddress!, count: n) }
+            if resume, let m = c.adamM, let v = c.adamV {
+                m.withUnsafeBufferPointer { optimizer.m.update(from: $0.baseAddress!, count: n) }
+                v.withUnsafeBufferPointer { optimizer.v.update(from: $0.baseAddress!, count: n) }
+            }
+        }
+        if comm.size > 1 {
+            comm.broadcast(model.params, count: n)
+            comm.broadcast(optimizer.m, count: n)
+            comm.broadcast(optimizer.v, count: n)
+        }
+        if resume {
+            step = comm.broadcast(ckpt?.step ?? 0)
+            let best = [ckpt?.bestValLoss ?? .infinity]
+            var b = best
+            comm.broadcast(&b, count: 1)
+            bestValLoss = b[0]
+            optimizer.t = step
+        }
+        schedule = LRSchedule(learningRate: Float(config.learningRate), minLR: Float(config.minLR),
+                              warmupIters: config.warmupIters, decayIters: config.lrDecayIters, decay: config.decayLR)
+        inputs = .allocate(capacity: B * T)
+        targets = .allocate(capacity: B * T)
+        model.reserve(B: B, T: T)
+        sgemmGFLOPS = Trainer.calibrateSGEMM(C: mc.nEmbd, N: min(B * T, 2048))
+
+        if comm.isRoot {
+            let l = try MetricsLog(directory: config.outDir)
+            if resume { try l.truncate(afterStep: step) }
+            log = l
+            progress = ProgressLine(total: max(1, config.maxIters - step), label: "train")
+            try config.toTOML().write(toFile: config.outDir + "/config.toml", atomically: true, encoding: .utf8)
+        } else {
+            log = nil
+            progress = nil
+        }
+        if let p = progress { out = { p.log($0) } }
+        for note in notes { say(note) }
+        let pc = model.layout
+        say(String(format: "model: %d layers, %d heads, %d wide, block %d, vocab %d: %.2fM parameters (%.2fM non-embedding)",
+                   mc.nLayer, mc.nHead, mc.nEmbd, mc.blockSize, mc.vocabSize, Double(pc.count) / 1e6,
+                   Double(pc.nonEmbeddingCount) / 1e6))
+        say("data: \(config.dataset): \(formatCount(corpus.trainTokens)) train, \(formatCount(corpus.valTokens)) val tokens "
+            + "(\(corpus.tokenizer.kind) tokenizer); \(shards) shard(s)")
+        say("world: \(comm.size) rank(s) on \(comm.nodeCount) node(s), \(threads) thread(s) per rank; "
+            + "\(config.tokensPerIteration(worldSize: comm.size)) tokens per step "
+            + "(\(comm.size) ranks x \(accum) micro-steps x \(B) x \(T)); overlap_comm \(config.overlapComm)")
+        try logEvent("info", step: step, ["world": .int(comm.size), "threads": .int(threads), "parameters": .int(pc.count),
+                                          "tokens_per_step": .int(config.tokensPerIteration(worldSize: comm.size)),
+                                          "resumed": .bool(resume)])
+    }
+
+    deinit {
+        inputs.deallocate()
+        targets.deallocate()
+    }
+
+    private func say(_ line: String) { if comm.isRoot { out(line) } }
+
+    private func logEvent(_ event: String, step: Int, _ fields: [String: MetricValue]) throws {
+        try log?.log(event, step: step, fields)
+    }
+
+    /// Runs `body` (on rank 0 only, unless `everyRank`), then makes every rank
+    /// agree on whether it failed, so no rank is left waiting for a peer that quit.
+    static func collective(_ comm: Communicator, everyRank: Bool = false, _ body: () throws -> Void) throws {
+        var message = ""
+        do { try body() } catch { message = "\(error)" }
+        if comm.size == 1 {
+            if !message.isEmpty { throw TrainError(message) }
+            return
+        }
+        let all = everyRank ? comm.allgather(message) : [comm.broadcast(message, root: 0)]
+        if let first = all.first(where: { !$0.isEmpty }) { throw TrainError(first) }
+    }
+
+    static func prepareRunDirectory(_ dir: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw TrainError("cannot create out_dir \(dir): \((error as NSError).localizedDescription); choose a writable out_dir")
+        }
+        let probe = dir + "/.write-test-\(getpid())"
+        guard FileManager.default.createFile(atPath: probe, contents: Data("ok".utf8)) else {
+            throw TrainError("out_dir \(dir) is not writable; choose a writable out_dir")
+        }
+        unlink(probe)
+    }
+
+    static func checkCompatible(_ c: Checkpoint, corpus: CorpusInfo, config: TrainConfig, resume: Bool,
+                                notes: inout [String]) throws {
+        if c.modelConfig.vocabSize != corpus.vocabSize || c.tokenizerKind != corpus.tokenizer.kind
+            || c.tokenizer != corpus.tokenizer.serialized() {
+            throw TrainError("the corpus \(corpus.path) was made with a different tokenizer (\(corpus.tokenizer.kind), vocab "
+                + "\(corpus.vocabSize)) than the checkpoint (\(c.tokenizerKind), vocab \(c.modelConfig.vocabSize)); "
+                + "prepare the corpus with the checkpoint's tokenizer")
+        }
+        let mine = config.modelConfig(vocabSize: corpus.vocabSize)
+        let theirs = c.modelConfig
+        var diffs: [String] = []
+        if mine.nLayer != theirs.nLayer { diffs.append("n_layer \(mine.nLayer) vs \(theirs.nLayer)") }
+        if mine.nHead != theirs.nHead { diffs.append("n_head \(mine.nHead) vs \(theirs.nHead)") }
+        if mine.nEmbd != theirs.nEmbd { diffs.append("n_embd \(mine.nEmbd) vs \(theirs.nEmbd)") }
+        if mine.blockSize != theirs.blockSize { diffs.append("block_size \(mine.blockSize) vs \(theirs.blockSize)") }
+        if mine.bias != theirs.bias { diffs.append("bias \(mine.bias) vs \(theirs.bias)") }
+        if mine.tieWeights != theirs.tieWeights { diffs.append("tie_weights \(mine.tieWeights) vs \(theirs.tieWeights)") }
+        guard !diffs.isEmpty else { return }
+        if resume {
+            throw TrainError("the checkpoint's architecture differs from the config (config vs checkpoint: "
+                + diffs.joined(separator: ", ") + "); resume with the config the run was started with")
+        }
+        notes.append("using the checkpoint's architecture (config vs checkpoint: " + diffs.joined(separator: ", ") + ")")
+    }
+
+    /// GFLOP/s of cblas_sgemm on this rank for a (N x C) @ (C x 4C) product: the
+    /// denominator of the MFU-style ratio ("fraction of what BLAS does here").
+    static func calibrateSGEMM(C: Int, N: Int) -> Double {
+        let g = Bench.Gemm(name: "calibration", transA: false, transB: true, M: N, N: 4 * C, K: C, count: 1)
+        return Bench.runGemms([g], minSeconds: 0.15)[0].gflops
+    }
+
+    // MARK: - Training
+
+    /// Trains from the current step to max_iters, evaluating and checkpointing on the way.
+    public func run() throws {
+        let flopsPerStep = Bench.flopsPerToken(model.config, T: T) * Double(B * T * accum)
+        let samplesPerStep = comm.size * accum * B
+        let sync = GradientSync(comm: comm, grads: model.grads, count: model.parameterCount,
+                                bucketFloats: max(1, cfg.bucketElements), overlap: cfg.overlapComm)
+        var computeSeconds = 0.0, commSeconds = 0.0, timedSteps = 0
+        let firstStep = step
+        comm.resetTiming()
+        var lastLoss = Float.nan
+        while true {
+            let it = step
+            if it % cfg.evalInterval == 0 || it == cfg.maxIters || cfg.evalOnly {
+                if !(resumed && it == firstStep && !cfg.evalOnly) {
+                    try evaluateAndCheckpoint()
+                }
+                if cfg.evalOnly { break }
+            }
+            if it >= cfg.maxIters { break }
+
+            let t0 = monotonicSeconds()
+            let comm0 = comm.timing.exposedSeconds
+            let lr = schedule.lr(at: it)
+            model.zeroGrad()
+            var lossSum: Float = 0
+            for m in 0..<accum {
+                let first = (comm.rank * accum + m) * B
+                try trainWindows.fillTraining(inputs: inputs, targets: targets, step: it, first: first, B: B,
+                                              samplesPerStep: samplesPerStep)
+                model.dropoutSeed = deriveSeed(UInt64(cfg.seed), 4, it, first)
+                lossSum += model.forward(inputs: inputs, targets: targets, B: B, T: T)
+                let last = m == accum - 1
+                if last && comm.size > 1 && cfg.overlapComm {
+                    model.backward(lossScale: 1 / Float(accum)) { sync.ready($0) }
+                } else {
+                    model.backward(lossScale: 1 / Float(accum))
+                }
+            }
+            if comm.size > 1 { sync.finish() }
+            var loss = Double(lossSum / Float(accum))
+            if comm.size > 1 { loss = comm.allreduce(loss, op: .mean) }
+            let norm = clipGradients(model.grads, count: model.parameterCount, maxNorm: Float(cfg.gradClip))
+            if !norm.isFinite || !loss.isFinite {
+                nonfiniteRun += 1
+                nonfiniteTotal += 1
+                try logEvent("nonfinite", step: it + 1, ["loss": .double(loss), "grad_norm": .double(Double(norm)),
+                                                         "skipped_in_a_row": .int(nonfiniteRun)])
+                if cfg.nonfinite == .stop || nonfiniteRun > cfg.maxNonfiniteSkips {
+                    throw TrainError("non-finite loss (\(loss)) or gradient norm (\(norm)) at step \(it + 1)"
+                        + (cfg.nonfinite == .stop ? "" : " for \(nonfiniteRun) steps in a row")
+                        + "; lower learning_rate or check the data; the last good checkpoint is in \(cfg.outDir)")
+                }
+                say("step \(it + 1): non-finite loss or gradient norm, update skipped (\(nonfiniteRun) in a row)")
+            } else {
+                nonfiniteRun = 0
+                optimizer.step(params: model.params, grads: model.grads, lr: lr)
+            }
+            step = it + 1
+            lastLoss = Float(loss)
+            let dt = monotonicSeconds() - t0
+            let dcomm = comm.timing.exposedSeconds - comm0
+            if it > firstStep { computeSeconds += dt - dcomm; commSeconds += dcomm; timedSteps += 1 }
+
+            if cfg.checkInterval > 0 && step % cfg.checkInterval == 0 && comm.size > 1 { try checkReplicas() }
+
+            let tokensPerSecond = Double(samplesPerStep * T) / dt
+            let ratio = flopsPerStep / dt / 1e9 / sgemmGFLOPS
+            progress?.update(step: step - firstStep, extra: String(format: "loss %.4f", loss))
+            if step % cfg.logInterval == 0 || step == cfg.maxIters {
+                say(String(format: "step %d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms/step | %@ tok/s | %.1f%% of sgemm",
+                           step, cfg.maxIters, loss, lr, norm, dt * 1e3,
+                           formatCount(Int(tokensPerSecond)) as NSString, 100 * ratio))
+                try logEvent("train", step: step, ["loss": .double(loss), "lr": .double(Double(lr)), "grad_norm": .double(Double(norm)),
+                                                   "ms_per_step": .double(dt * 1e3), "tokens_per_s": .double(tokensPerSecond),
+                                                   "tokens_per_s_per_rank": .double(tokensPerSecond / Double(comm.size)),
+                                                   "sgemm_ratio": .double(ratio), "comm_exposed_ms": .double(dcomm * 1e3)])
+            }
+        }
+        progress?.finish()
+        if timedSteps > 0 {
+            let perStep = (computeSeconds + commSeconds) / Double(timedSteps)
+            let total = Double(samplesPerStep * T) / perStep
+            say(String(format: "throughput: %@ tokens/s in total, %@ per rank; per step %.1f ms compute, %.1f ms communication not hidden by overlap",
+                       formatCount(Int(total)) as NSString, formatCount(Int(total / Double(comm.size))) as NSString,
+                       1e3 * computeSeconds / Double(timedSteps), 1e3 * commSeconds / Double(timedSteps)))
+            try logEvent("summary", step: step, ["tokens_per_s": .double(total), "tokens_per_s_per_rank": .double(total / Double(comm.size)),
+                                                 "compute_ms_per_step": .double(1e3 * computeSeconds / Double(timedSteps)),
+                                                 "exposed_comm_ms_per_step": .double(1e3 * commSeconds / Double(timedSteps)),
+                                                 "final_loss": .double(Double(lastLoss)), "best_val_loss": .double(bestValLoss),
+                                                 "nonfinite_skipped": .int(nonfiniteTotal)])
+        }
+        log?.close()
+    }
+
+    // MARK: - Evaluation, sampling, checkpoints
+
+    /// Mean loss over eval_iters batches of a split, spread over the ranks and summed.
+    public func estimateLoss() throws -> (train: Double, val: Double) {
+        model.training = false
+        defer { model.training = true }
+        var sums = [0.0, 0.0, 0.0, 0.0]
+        for (i, sampler) in [evalTrain, evalVal].enumerated() {
+            for k in stride(from: comm.rank, to: cfg.evalIters, by: comm.size) {
+                try sampler.fillEval(inputs: inputs, targets: targets, step: step, batch: k, B: B)
+                sums[2 * i] += Double(model.forward(inputs: inputs, targets: targets, B: B, T: T))
+                sums[2 * i + 1] += 1
+            }
+        }
+        if comm.size > 1 { comm.allreduce(&sums, count: 4, op: .sum) }
+        return (sums[0] / sums[1], sums[2] / sums[3])
+    }
+
+    private func evaluateAndCheckpoint() throws {
+        let t0 = monotonicSeconds()
+        let (trainLoss, valLoss) = try estimateLoss()
+        let isBest = valLoss < bestValLoss
+        if isBest { bestValLoss = valLoss }
+        say(String(format: "step %d: train loss %.4f, val loss %.4f%@ (%.1fs)", step, trainLoss, valLoss,
+                   (isBest ? " (best)" : "") as NSString, monotonicSeconds() - t0))
+        try logEvent("eval", step: step, ["train_loss": .double(trainLoss), "val_loss": .double(valLoss),
+                                          "best_val_loss": .double(bestValLoss)])
+        guard comm.isRoot, !cfg.evalOnly else { return }
+        // Rank 0 alone from here: no collective until the next step's gradients.
+        if cfg.sampleTokens > 0 {
+            let text = sample(tokens: cfg.sampleTokens, seed: deriveSeed(UInt64(cfg.seed), 3, step))
+            say("sample at step \(step):\n" + text + "\n---")
+            try logEvent("sample", step: step, ["text": .string(text)])
+        }
+        if step > 0 && (isBest || cfg.alwaysSaveCheckpoint) {
+            try saveCheckpoint(isBest: isBest)
+        }
+    }
+
+    /// Text sampled from the current weights, starting from sample_prompt.
+    public func sample(tokens: Int, seed: UInt64) -> String {
+        var prompt = (try? corpus.tokenizer.encodeChecked(cfg.samplePrompt)) ?? []
+        if prompt.isEmpty { prompt = [0] }
+        let sampler = Sampler(model: model)
+        let out = sampler.generate(prompt: prompt, maxNewTokens: tokens, temperature: 1, topK: 200, seed: seed)
+        return corpus.tokenizer.decode(prompt + out)
+    }
+
+    private func saveCheckpoint(isBest: Bool) throws {
+        let n = model.parameterCount
+        let ckpt = Checkpoint(modelConfig: model.config,
+                              parameters: Array(UnsafeBufferPointer(start: model.params, count: n)),
+                              adamM: Array(UnsafeBufferPointer(start: optimizer.m, count: n)),
+                              adamV: Array(UnsafeBufferPointer(start: optimizer.v, count: n)),
+                              step: step, tokenizerKind: corpus.tokenizer.kind, tokenizer: corpus.tokenizer.serialized(),
+                              runConfig: cfg.toTOML(), bestValLoss: bestValLoss.isFinite ? bestValLoss : nil,
+                              state: ["world_size": [UInt64(comm.size)], "seed": [UInt64(cfg.seed)]],
+                              scalars: ["nonfinite_skipped": Double(nonfiniteTotal)])
+        let t0 = monotonicSeconds()
+        try store.save(ckpt, isBest: isBest)
+        say(String(format: "checkpoint %@ (%.1fs)%@", store.path(step: step) as NSString, monotonicSeconds() - t0,
+                   (isBest ? ", best so far" : "") as NSString))
+        try logEvent("checkpoint", step: step, ["path": .string(store.path(step: step)), "best": .bool(isBest)])
+    }
+
+    /// Stops the run if any rank's parameters differ from rank 0's.
+    private func checkReplicas() throws {
+        let sum = parameterChecksum(model.params, count: model.parameterCount)
+        let bad = comm.ranksDifferingFromRoot(sum)
+        if !bad.isEmpty {
+            throw TrainError("replicas diverged at step \(step): ranks \(bad.map(String.init).joined(separator: ", ")) hold "
+                + "parameters different from rank 0's; this is a bug or a faulty node, restart from the last checkpoint")
+        }
+    }
+}
+
+/// A 64-bit checksum of a float buffer's exact bits (order-sensitive).
+public func parameterChecksum(_ p: UnsafePointer<Float>, count: Int) -> UInt64 {
+    var h: UInt64 = 0x9E37_79B9_7F4A_7C15
+    var i = 0
+    p.withMemoryRebound(to: UInt32.self, capacity: count) { bits in
+        while i < count {
+            h = mix64(h ^ (UInt64(bits[i]) &+ UInt64(i) << 32))
+            i += 1
+        }
+    }
+    return h
+}
+
+// MARK: - Gradient averaging
+
+/// Averages gradients across ranks: either one blocking allreduce after
+/// backward, or buckets sent with non-blocking allreduce as backward
+/// finishes them (last block first), as PyTorch DDP does.
+final class GradientSync {
+    let comm: Communicator
+    let grads: UnsafeMutablePointer<Float>
+    let count: Int
+    let bucketFloats: Int
+    let overlap: Bool
+    private var pending: Range<Int>?
+    private var requests: [AllreduceRequest] = []
+    private var launched = false
+
+    init(comm: Communicator, grads: UnsafeMutablePointer<Float>, count: Int, bucketFloats: Int, overlap: Bool) {
+        self.comm = comm; self.grads = grads; self.count = count
+        self.bucketFloats = bucketFloats; self.overlap = overlap
+    }
+
+    /// Backward finished `r`; ranges arrive from the end of the buffer to its start, adjacent.
+    func ready(_ r: Range<Int>) {
+        launched = true
+        let merged = pending.map { r.lowerBound..<$0.upperBound } ?? r
+        if merged.count >= bucketFloats {
+            requests.append(comm.iallreduce(grads + merged.lowerBound, count: merged.count))
+            pending = nil
+        } else {
+            pending = merged
+        }
+        _ = comm.progress()
+    }
+
+    /// Completes the averaging: waits for the buckets (or does the blocking allreduce).
+    func finish() {
+        if overlap && launched {
+            if let p = pending { requests.append(comm.iallreduce(grads + p.lowerBound, count: p.count)) }
+            for r in requests { r.wait() }
+            requests.removeAll()
+            pending = nil
+            launched = false
+            let scale = 1 / Float(comm.size)
+            let g = grads
+            Parallel.forChunks(count, grain: 65536) { start, end in
+                for i in start..<end { g[i] *= scale }
+            }
+        } else {
+            comm.allreduce(grads, count: count, op: .mean)
+        }
+    }
+}
