@@ -244,8 +244,8 @@ public func prepareCharCorpus(inputs: [String], output: String, valFraction: Dou
     let tokenizer = given ?? CharTokenizer(vocabulary: characters.sorted)
     let trainCount = Int(Double(total) * (1 - valFraction))
     guard trainCount > 0 && trainCount < total else {
-        throw DataError("\(total) characters are too few for a train/val split with a validation fraction "
-                        + "of \(valFraction); give more text")
+        throw DataError("the input text (\(total) characters) is too short to split into train and val with a "
+                        + "validation fraction of \(valFraction); give more text")
     }
 
     // Pass 2: encode and write.
