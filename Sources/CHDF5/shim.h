@@ -18,6 +18,9 @@ static inline hid_t swiftgpt_h5t_c_s1(void) { return H5T_C_S1; }
 static inline hid_t swiftgpt_h5p_default(void) { return H5P_DEFAULT; }
 static inline hid_t swiftgpt_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
 static inline hid_t swiftgpt_h5p_file_access(void) { return H5P_FILE_ACCESS; }
+static inline hid_t swiftgpt_h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }
+static inline hid_t swiftgpt_h5p_link_create(void) { return H5P_LINK_CREATE; }
+static inline hid_t swiftgpt_h5e_default(void) { return H5E_DEFAULT; }
 static inline hid_t swiftgpt_h5s_all(void) { return H5S_ALL; }
 static inline unsigned swiftgpt_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline unsigned swiftgpt_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
