@@ -20,3 +20,10 @@ static inline MPI_Status *swiftgpt_mpi_status_ignore(void) { return MPI_STATUS_I
 static inline MPI_Errhandler swiftgpt_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 static inline int swiftgpt_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int swiftgpt_mpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
+static inline MPI_Comm swiftgpt_mpi_comm_null(void) { return MPI_COMM_NULL; }
+static inline MPI_Info swiftgpt_mpi_info_null(void) { return MPI_INFO_NULL; }
+// MPI_COMM_TYPE_SHARED is an enumerator in Open MPI but a macro in other MPIs.
+static inline int swiftgpt_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+// Sizes of the character buffers MPI_Error_string and MPI_Get_processor_name fill.
+static inline int swiftgpt_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
+static inline int swiftgpt_mpi_max_processor_name(void) { return MPI_MAX_PROCESSOR_NAME; }

@@ -1,0 +1,130 @@
+// Non-blocking allreduce, for overlapping gradient communication with backward.
+//
+// Open MPI runs non-blocking collectives (libnbc) from its progress engine,
+// which turns only inside MPI calls made by the main thread. A request that
+// is started and then left alone therefore mostly waits until `wait()`; the
+// trainer calls `Communicator.progress()` between layers of backward to move
+// outstanding requests forward. docs/DISTRIBUTED.md has the measurements.
+import CMPI
+import Foundation
+
+// MARK: - Starting requests
+
+extension Communicator {
+    /// Starts an in-place allreduce of `count` floats and returns at once.
+    ///
+    /// The buffer must stay allocated and untouched until the request completes
+    /// (`wait()`, or `test()` returning true). Every rank must start the same
+    /// requests in the same order. With `.mean` the buffer is divided by the
+    /// number of ranks when the request completes.
+    public func iallreduce(_ buf: UnsafeMutablePointer<Float>, count: Int,
+                           op: FloatReduction = .sum) -> AllreduceRequest {
+        enter("iallreduce")
+        validate(count: count, "iallreduce(\(count) floats)")
+        let t0 = MPI_Wtime()
+        var handles: [MPI_Request?] = []
+        var done = 0
+        while done < count {
+            let n = Swift.min(count - done, Communicator.maxChunk)
+            var handle: MPI_Request? = swiftgpt_mpi_request_null()
+            check(MPI_Iallreduce(swiftgpt_mpi_in_place(), buf + done, Int32(n), swiftgpt_mpi_float(),
+                                 op.mpiOp, comm, &handle),
+                  "MPI_Iallreduce(\(n) floats, \(op))")
+            handles.append(handle)
+            done += n
+        }
+        let request = AllreduceRequest(communicator: self, buffer: buf, count: count, op: op, handles: handles)
+        timing.progressSeconds += MPI_Wtime() - t0
+        timing.nonBlockingCalls += 1
+        timing.reducedBytes += count * MemoryLayout<Float>.stride
+        if !request.isComplete { outstanding.append(request) }
+        return request
+    }
+
+    /// Lets MPI move outstanding non-blocking allreduces forward; returns how many are still running.
+    ///
+    /// Cheap when nothing is outstanding. Call it between pieces of computation
+    /// (e.g. after each layer's backward) so that communication overlaps them.
+    @discardableResult
+    public func progress() -> Int {
+        guard !outstanding.isEmpty else { return 0 }
+        enter("progress")
+        let t0 = MPI_Wtime()
+        for request in outstanding where !request.isComplete { request.poll() }
+        outstanding.removeAll { $0.isComplete }
+        timing.progressSeconds += MPI_Wtime() - t0
+        return outstanding.count
+    }
+
+    /// Number of non-blocking allreduces started and not yet known to be complete.
+    public var outstandingRequests: Int { outstanding.count }
+}
+
+// MARK: - AllreduceRequest
+
+/// A running non-blocking allreduce; complete it with `wait()` or poll it with `test()`.
+public final class AllreduceRequest {
+    /// Whether the result is in the buffer.
+    public private(set) var isComplete = false
+    /// Number of floats being reduced.
+    public let count: Int
+
+    private unowned let communicator: Communicator
+    private let buffer: UnsafeMutablePointer<Float>
+    private let op: FloatReduction
+    private var handles: [MPI_Request?]
+
+    init(communicator: Communicator, buffer: UnsafeMutablePointer<Float>, count: Int,
+         op: FloatReduction, handles: [MPI_Request?]) {
+        self.communicator = communicator
+        self.buffer = buffer
+        self.count = count
+        self.op = op
+        self.handles = handles
+        if handles.isEmpty { finish() }
+    }
+
+    /// Blocks until the allreduce is complete; the time spent counts as exposed communication.
+    public func wait() {
+        guard !isComplete else { return }
+        let comm = communicator
+        comm.enter("AllreduceRequest.wait")
+        let t0 = MPI_Wtime()
+        for i in handles.indices where handles[i] != swiftgpt_mpi_request_null() {
+            comm.check(MPI_Wait(&handles[i], swiftgpt_mpi_status_ignore()),
+                       "MPI_Wait(iallreduce of \(count) floats)")
+        }
+        finish()
+        comm.timing.waitSeconds += MPI_Wtime() - t0
+        comm.outstanding.removeAll { $0 === self }
+    }
+
+    /// Moves the allreduce forward without blocking; returns whether it is complete.
+    public func test() -> Bool {
+        guard !isComplete else { return true }
+        let comm = communicator
+        comm.enter("AllreduceRequest.test")
+        let t0 = MPI_Wtime()
+        poll()
+        comm.timing.progressSeconds += MPI_Wtime() - t0
+        if isComplete { comm.outstanding.removeAll { $0 === self } }
+        return isComplete
+    }
+
+    /// One MPI_Test per unfinished piece; completes the request when all are done.
+    func poll() {
+        var allDone = true
+        for i in handles.indices where handles[i] != swiftgpt_mpi_request_null() {
+            var flag: Int32 = 0
+            communicator.check(MPI_Test(&handles[i], &flag, swiftgpt_mpi_status_ignore()),
+                               "MPI_Test(iallreduce of \(count) floats)")
+            if flag == 0 { allDone = false }
+        }
+        if allDone { finish() }
+    }
+
+    private func finish() {
+        isComplete = true
+        if op == .mean { Communicator.divide(buffer, count: count, by: Float(communicator.size)) }
+    }
+}

@@ -1,1 +1,0 @@
-// The Communicator over MPI.
