@@ -10,6 +10,11 @@ public enum Bench {
         public let M: Int, N: Int, K: Int
         public let count: Int
         public var flops: Double { 2 * Double(M) * Double(N) * Double(K) * Double(count) }
+
+        public init(name: String, transA: Bool, transB: Bool, M: Int, N: Int, K: Int, count: Int) {
+            self.name = name; self.transA = transA; self.transB = transB
+            self.M = M; self.N = N; self.K = K; self.count = count
+        }
     }
 
     public struct GemmResult: Sendable {

@@ -44,7 +44,8 @@ public final class Trainer {
         let resume = resume || config.initFrom == "resume"
         resumed = resume
         B = config.batchSize; T = config.blockSize; accum = config.gradientAccumulationSteps
-        store = CheckpointStore(directory: config.outDir, keep: config.keepCheckpoints)
+        let store = CheckpointStore(directory: config.outDir, keep: config.keepCheckpoints)
+        self.store = store
 
         // Threads: one knob for OpenBLAS and our loops.
         let envThreads = ProcessInfo.processInfo.environment["SWIFTGPT_THREADS"].flatMap { Int($0) }
@@ -92,9 +93,11 @@ public final class Trainer {
         var mc = modelJSON.isEmpty ? config.modelConfig(vocabSize: corpus.vocabSize)
             : try JSONDecoder().decode(GPTConfig.self, from: Data(modelJSON.utf8))
         mc.dropout = Float(config.dropout)
-        model = GPT(config: mc, seed: seed)
-        optimizer = AdamW(layout: model.layout, beta1: Float(config.beta1), beta2: Float(config.beta2),
-                          weightDecay: Float(config.weightDecay))
+        let model = GPT(config: mc, seed: seed)
+        let optimizer = AdamW(layout: model.layout, beta1: Float(config.beta1), beta2: Float(config.beta2),
+                              weightDecay: Float(config.weightDecay))
+        self.model = model
+        self.optimizer = optimizer
         let n = model.parameterCount
         if let c = ckpt {
             c.parameters.withUnsafeBufferPointer { model.params.update(from: $0.baseAddress!, count: n) }
