@@ -38,12 +38,11 @@ public func packageRootPath() -> String {
 /// The folder of datasets shared with the tests, or nil when there is none.
 ///
 /// `SWIFTGPT_SHARED_DATASETS` overrides; otherwise `../shared/datasets`
-/// relative to the package root, then `/work/shared/datasets`.
+/// relative to the package root.
 public func sharedDatasetsPath() -> String? {
     if let path = ProcessInfo.processInfo.environment["SWIFTGPT_SHARED_DATASETS"], !path.isEmpty { return path }
     let candidates = [
         URL(fileURLWithPath: packageRootPath()).appendingPathComponent("../shared/datasets").standardizedFileURL.path,
-        "/work/shared/datasets",
     ]
     return candidates.first { FileManager.default.fileExists(atPath: $0) }
 }
