@@ -23,14 +23,14 @@ func errnoDescription() -> String { String(cString: strerror(errno)) }
 // MARK: - Crash-safe replacement
 
 /// Writes files through a temporary sibling that is renamed into place only once complete.
-enum AtomicFile {
+public enum AtomicFile {
     /// Calls `body` with a temporary path next to `path`, makes that file durable, then renames it to `path`.
     ///
     /// The temporary file is `<path>.tmp-<pid>` in the same directory, so the
     /// rename is atomic. On any error it is removed and an existing file at
     /// `path` is left untouched, so a crash never leaves a partial file under
     /// the final name.
-    static func write(to path: String, _ body: (_ temporaryPath: String) throws -> Void) throws {
+    public static func write(to path: String, _ body: (_ temporaryPath: String) throws -> Void) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -67,15 +67,15 @@ enum AtomicFile {
 // MARK: - Streaming text input
 
 /// Reads UTF-8 text files block by block, so memory does not grow with file size.
-enum TextFileReader {
+public enum TextFileReader {
     /// Bytes read per block.
-    static let blockBytes = 4 << 20
+    public static let blockBytes = 4 << 20
 
     /// Calls `body` with the Unicode scalars of consecutive blocks of the UTF-8 file at `path`.
     ///
     /// Throws a `DataError` for a missing or unreadable file, invalid UTF-8
     /// (naming the byte offset of the block) and NUL characters (binary files).
-    static func forEachBlock(of path: String, blockBytes: Int = blockBytes,
+    public static func forEachBlock(of path: String, blockBytes: Int = blockBytes,
                              _ body: (String.UnicodeScalarView) throws -> Void) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {

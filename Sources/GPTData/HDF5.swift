@@ -393,7 +393,7 @@ public final class H5File {
     }
 
     /// Chunk dimensions of about `target` elements: whole trailing dimensions first.
-    static func chunkDims(_ shape: [Int], target: Int) -> [hsize_t] {
+    public static func chunkDims(_ shape: [Int], target: Int) -> [hsize_t] {
         var remaining = max(1, target)
         var dims = [hsize_t](repeating: 1, count: shape.count)
         for i in shape.indices.reversed() {

@@ -99,7 +99,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// The defaults (nanoGPT's shakespeare_char baby GPT).
     public init() {}
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case outDir = "out_dir", evalInterval = "eval_interval", logInterval = "log_interval"
         case evalIters = "eval_iters", evalOnly = "eval_only", alwaysSaveCheckpoint = "always_save_checkpoint"
         case initFrom = "init_from", keepCheckpoints = "keep_checkpoints", sampleTokens = "sample_tokens"

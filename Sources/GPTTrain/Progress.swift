@@ -32,7 +32,7 @@ public final class ProgressLine {
     private let clock: () -> Double
     private let output: (Stream, String) -> Void
     /// Width of the terminal, 0 when unknown; a status line is cut to fit, as a wrapped line cannot be redrawn.
-    var columns: () -> Int = terminalColumns
+    public var columns: () -> Int = terminalColumns
     private let startTime: Double
     private var lastStep: Int?
     private var lastTime = 0.0

@@ -1,5 +1,5 @@
 import XCTest
-@testable import GPTCore
+import GPTCore
 
 /// A buffer of floats filled from a seeded generator.
 final class Buf {

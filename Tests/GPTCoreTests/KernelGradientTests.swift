@@ -1,5 +1,5 @@
 import XCTest
-@testable import GPTCore
+import GPTCore
 
 /// Finite-difference checks of every layer's backward, at small shapes.
 final class KernelGradientTests: XCTestCase {

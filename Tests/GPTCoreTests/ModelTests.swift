@@ -1,5 +1,5 @@
 import XCTest
-@testable import GPTCore
+import GPTCore
 
 /// The whole model: finite-difference gradients of every tensor, initialisation,
 /// KV-cache sampling, the LR schedule and clipping.

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import GPTData
-@testable import GPTCore
+import GPTCore
 
 /// The engine against an independent PyTorch implementation
 /// (Tests/reference/make_fixture.py): logits, loss, every gradient, and ten

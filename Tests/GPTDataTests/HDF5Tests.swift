@@ -1,6 +1,6 @@
 import XCTest
 import TestSupport
-@testable import GPTData
+import GPTData
 
 final class HDF5Tests: XCTestCase {
     private var dir: TemporaryDirectory!

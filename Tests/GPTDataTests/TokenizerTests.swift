@@ -1,5 +1,5 @@
 import XCTest
-@testable import GPTData
+import GPTData
 
 final class TokenizerTests: XCTestCase {
     func testVocabularyIsTheSortedDistinctCharacters() {

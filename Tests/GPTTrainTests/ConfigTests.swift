@@ -1,6 +1,6 @@
 import Foundation
 import GPTCore
-@testable import GPTTrain
+import GPTTrain
 import XCTest
 
 final class ConfigTests: XCTestCase {

@@ -1,5 +1,5 @@
 import Foundation
-@testable import GPTTrain
+import GPTTrain
 import XCTest
 
 final class MetricsTests: XCTestCase {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages SwiftGPT needs, when they are missing:
+# OpenBLAS, Open MPI (library and mpirun), HDF5 (library and h5dump), pkg-config.
+# Swift itself (6.0 or newer) must already be on PATH.
+set -euo pipefail
+
+packages=(libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools pkg-config iproute2)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "error: swift is not on PATH; install Swift 6 from swift.org" >&2; exit 1; }
+for pc in openblas ompi-c hdf5; do
+    pkg-config --exists "$pc" || { echo "error: pkg-config cannot find $pc after installing the packages" >&2; exit 1; }
+done
+echo "dependencies: ok ($(swift --version 2>&1 | head -1))"
