@@ -452,6 +452,16 @@ public final class H5File {
         }
     }
 
+    /// Removes attribute `name` from the object at `object`.
+    public func deleteAttribute(_ name: String, on object: String = "/") throws {
+        try withObject(object) { oid in
+            guard try check(H5Aexists(oid, name), "cannot check attribute", name) > 0 else {
+                throw H5Error("\(path): no attribute '\(name)' on '\(object)'")
+            }
+            try check(H5Adelete(oid, name), "cannot delete attribute", name)
+        }
+    }
+
     /// Whether the object at `object` has an attribute `name`.
     public func hasAttribute(_ name: String, on object: String = "/") -> Bool {
         (try? withObject(object) { H5Aexists($0, name) > 0 }) ?? false

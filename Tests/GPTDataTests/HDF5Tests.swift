@@ -165,6 +165,8 @@ final class HDF5Tests: XCTestCase {
             try file.write([Float(1)], shape: [1], to: "/group/data")
             try file.setAttribute("unit", "nats", on: "/group/data")
             try file.setAttribute("depth", 2, on: "/group")
+            try file.setAttribute("gone", 2, on: "/group")
+            try file.deleteAttribute("gone", on: "/group")
             XCTAssertThrowsError(try file.setAttribute("nul", "a\u{0}b")) {
                 XCTAssertTrue("\($0)".contains("NUL"), "\($0)")
             }
@@ -190,6 +192,9 @@ final class HDF5Tests: XCTestCase {
         XCTAssertTrue(file.hasAttribute("loss"))
         XCTAssertFalse(file.hasAttribute("nothing"))
         XCTAssertFalse(file.hasAttribute("unit", on: "/missing"))
+        XCTAssertThrowsError(try file.deleteAttribute("nothing")) {
+            XCTAssertEqual("\($0)", "\(path): no attribute 'nothing' on '/'")
+        }
         XCTAssertThrowsError(try file.stringAttribute("nothing")) {
             XCTAssertEqual("\($0)", "\(path): no attribute 'nothing' on '/'")
         }
