@@ -199,7 +199,7 @@ public struct Checkpoint: Sendable {
                     throw DataError("\(path): state entry '\(name)' must be a 1-D integer array "
                                     + "(it is \(dataset.elementType) of shape \(dataset.shape))")
                 }
-                state[key] = try readChecked(name, path) { try file.read(name, as: UInt64.self) }
+                state[key] = try readChecked(path) { try file.read(name, as: UInt64.self) }
             }
             for key in try file.attributeNames(on: "/state") {
                 scalars[key] = try file.doubleAttribute(key, on: "/state")
@@ -235,18 +235,20 @@ public struct Checkpoint: Sendable {
                     throw DataError("\(path): tensor '\(name)' holds \(dataset.elementType), expected float32")
                 }
                 let destination = UnsafeMutableBufferPointer(rebasing: flat[tensor.offset ..< tensor.offset + tensor.count])
-                try readChecked(name, path) { try dataset.read(into: destination) }
+                try readChecked(path) { try dataset.read(into: destination) }
             }
             initialized = layout.count
         }
     }
 
     /// Runs a dataset read, turning an HDF5 failure into a message that says the file is damaged.
-    private static func readChecked<R>(_ name: String, _ path: String, _ read: () throws -> R) throws -> R {
+    private static func readChecked<R>(_ path: String, _ read: () throws -> R) throws -> R {
         do {
             return try read()
         } catch let error as H5Error {
-            throw DataError("\(path): cannot read '\(name)', the checkpoint is damaged (\(error.message))")
+            let detail = error.message.hasPrefix(path + ": ") ? String(error.message.dropFirst(path.count + 2))
+                                                              : error.message
+            throw DataError("\(path): the checkpoint is damaged: \(detail)")
         }
     }
 }

@@ -234,7 +234,7 @@ public func prepareCharCorpus(inputs: [String], output: String, valFraction: Dou
             let unknown = fileCharacters.sorted.filter { given.id(of: $0) == nil }
             if !unknown.isEmpty {
                 throw DataError("\(input): characters not in the given vocabulary: "
-                                + unknown.prefix(20).map(describe).joined(separator: ", ")
+                                + unknown.prefix(20).map(scalarDescription).joined(separator: ", ")
                                 + (unknown.count > 20 ? " and \(unknown.count - 20) more" : ""))
             }
         }

@@ -105,7 +105,7 @@ public enum TextFileReader {
             // Keep an incomplete UTF-8 sequence at the end for the next block.
             let cut = atEnd ? bytes.count : completePrefixLength(bytes)
             carry = Array(bytes[cut...])
-            guard let text = String(validating: bytes[..<cut], as: UTF8.self) else {
+            guard let text = decodeUTF8(bytes[..<cut]) else {
                 throw DataError("\(path): not UTF-8 text (invalid bytes between offsets \(offset) and \(offset + cut))")
             }
             if text.utf8.contains(0) {
@@ -116,6 +116,12 @@ public enum TextFileReader {
             offset += cut
             if atEnd { return }
         }
+    }
+
+    /// The text of `bytes`, or nil when they are not valid UTF-8.
+    private static func decodeUTF8(_ bytes: ArraySlice<UInt8>) -> String? {
+        if #available(macOS 15, *) { return String(validating: bytes, as: UTF8.self) }
+        return String(bytes: bytes, encoding: .utf8)
     }
 
     /// Length of the longest prefix of `bytes` that does not end inside a UTF-8 sequence.

@@ -441,14 +441,24 @@ public final class H5File {
     public func setAttribute(_ name: String, _ value: [Int], on object: String = "/") throws {
         let v = value.map { Int64($0) }
         try writeAttribute(name, on: object, type: Int64.h5NativeType, shape: [v.count]) { attribute in
-            v.withUnsafeBufferPointer { H5Awrite(attribute, Int64.h5NativeType, $0.baseAddress) }
+            v.isEmpty ? 0 : v.withUnsafeBufferPointer { H5Awrite(attribute, Int64.h5NativeType, $0.baseAddress) }
         }
     }
 
     /// Sets a 1-D 64-bit floating-point array attribute.
     public func setAttribute(_ name: String, _ value: [Double], on object: String = "/") throws {
         try writeAttribute(name, on: object, type: Double.h5NativeType, shape: [value.count]) { attribute in
-            value.withUnsafeBufferPointer { H5Awrite(attribute, Double.h5NativeType, $0.baseAddress) }
+            value.isEmpty ? 0 : value.withUnsafeBufferPointer { H5Awrite(attribute, Double.h5NativeType, $0.baseAddress) }
+        }
+    }
+
+    /// Removes attribute `name` from the object at `object`.
+    public func deleteAttribute(_ name: String, on object: String = "/") throws {
+        try withObject(object) { oid in
+            guard try check(H5Aexists(oid, name), "cannot check attribute", name) > 0 else {
+                throw H5Error("\(path): no attribute '\(name)' on '\(object)'")
+            }
+            try check(H5Adelete(oid, name), "cannot delete attribute", name)
         }
     }
 

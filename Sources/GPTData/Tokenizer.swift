@@ -41,7 +41,7 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .unknownCharacter(scalar, position):
-            return "character \(describe(scalar)) at position \(position) is not in the tokenizer's vocabulary"
+            return "character \(scalarDescription(scalar)) at position \(position) is not in the tokenizer's vocabulary"
         case let .unknownKind(kind):
             return "unknown tokenizer kind '\(kind)' (known: \(knownTokenizerKinds.joined(separator: ", ")))"
         case let .invalidSerialization(kind, reason):
@@ -51,7 +51,7 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
 }
 
 /// A character for messages: printable ones quoted, all with their code point.
-func describe(_ scalar: Unicode.Scalar) -> String {
+func scalarDescription(_ scalar: Unicode.Scalar) -> String {
     let hex = String(scalar.value, radix: 16, uppercase: true)
     let code = "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
     let printable = scalar.properties.generalCategory != .control && !scalar.properties.isWhitespace
@@ -60,15 +60,18 @@ func describe(_ scalar: Unicode.Scalar) -> String {
 
 // MARK: - Factory
 
-/// Kinds `makeTokenizer` knows.
-public let knownTokenizerKinds = [CharTokenizer.kindName]
+/// How to rebuild each kind of tokenizer from its serialized form; new kinds register here.
+private let tokenizerFactories: [String: @Sendable (String) throws -> any Tokenizer] = [
+    CharTokenizer.kindName: { try CharTokenizer(serialized: $0) },
+]
+
+/// Kinds `makeTokenizer` knows, sorted.
+public var knownTokenizerKinds: [String] { tokenizerFactories.keys.sorted() }
 
 /// Rebuilds a tokenizer from the kind and serialized form stored in a file.
 public func makeTokenizer(kind: String, serialized: String) throws -> any Tokenizer {
-    switch kind {
-    case CharTokenizer.kindName: return try CharTokenizer(serialized: serialized)
-    default: throw TokenizerError.unknownKind(kind)
-    }
+    guard let factory = tokenizerFactories[kind] else { throw TokenizerError.unknownKind(kind) }
+    return try factory(serialized)
 }
 
 // MARK: - Character-level tokenizer
@@ -100,11 +103,11 @@ public struct CharTokenizer: Tokenizer, Equatable {
         var other: [Unicode.Scalar: Int32] = [:]
         for (i, scalar) in vocabulary.enumerated() {
             if scalar.isASCII {
-                precondition(ascii[Int(scalar.value)] < 0, "duplicate character \(describe(scalar)) in vocabulary")
+                precondition(ascii[Int(scalar.value)] < 0, "duplicate character \(scalarDescription(scalar)) in vocabulary")
                 ascii[Int(scalar.value)] = Int32(i)
             } else {
                 precondition(other.updateValue(Int32(i), forKey: scalar) == nil,
-                             "duplicate character \(describe(scalar)) in vocabulary")
+                             "duplicate character \(scalarDescription(scalar)) in vocabulary")
             }
         }
         self.vocabulary = vocabulary
@@ -126,7 +129,7 @@ public struct CharTokenizer: Tokenizer, Equatable {
         var seen = Set<Unicode.Scalar>()
         for scalar in scalars where !seen.insert(scalar).inserted {
             throw TokenizerError.invalidSerialization(
-                kind: Self.kindName, reason: "character \(describe(scalar)) appears twice in the vocabulary")
+                kind: Self.kindName, reason: "character \(scalarDescription(scalar)) appears twice in the vocabulary")
         }
         self.init(vocabulary: scalars)
     }

@@ -162,9 +162,13 @@ final class HDF5Tests: XCTestCase {
             try file.setAttribute("loss", 1.4697)
             try file.setAttribute("shape", [6, 6, 384])
             try file.setAttribute("betas", [0.9, 0.95])
+            try file.setAttribute("no_ints", [Int]())
+            try file.setAttribute("no_reals", [Double]())
             try file.write([Float(1)], shape: [1], to: "/group/data")
             try file.setAttribute("unit", "nats", on: "/group/data")
             try file.setAttribute("depth", 2, on: "/group")
+            try file.setAttribute("gone", 2, on: "/group")
+            try file.deleteAttribute("gone", on: "/group")
             XCTAssertThrowsError(try file.setAttribute("nul", "a\u{0}b")) {
                 XCTAssertTrue("\($0)".contains("NUL"), "\($0)")
             }
@@ -182,14 +186,19 @@ final class HDF5Tests: XCTestCase {
         XCTAssertEqual(try file.doubleAttribute("count"), 1_003_854, "integers read as Double")
         XCTAssertEqual(try file.intArrayAttribute("shape"), [6, 6, 384])
         XCTAssertEqual(try file.doubleArrayAttribute("betas"), [0.9, 0.95])
+        XCTAssertEqual(try file.intArrayAttribute("no_ints"), [])
+        XCTAssertEqual(try file.doubleArrayAttribute("no_reals"), [])
         XCTAssertEqual(try file.stringAttribute("unit", on: "/group/data"), "nats")
         XCTAssertEqual(try file.intAttribute("depth", on: "/group"), 2)
         XCTAssertEqual(try file.attributeNames(),
-                       ["betas", "count", "empty", "long", "loss", "name", "negative", "shape"])
+                       ["betas", "count", "empty", "long", "loss", "name", "negative", "no_ints", "no_reals", "shape"])
         XCTAssertEqual(try file.attributeNames(on: "/group/data"), ["unit"])
         XCTAssertTrue(file.hasAttribute("loss"))
         XCTAssertFalse(file.hasAttribute("nothing"))
         XCTAssertFalse(file.hasAttribute("unit", on: "/missing"))
+        XCTAssertThrowsError(try file.deleteAttribute("nothing")) {
+            XCTAssertEqual("\($0)", "\(path): no attribute 'nothing' on '/'")
+        }
         XCTAssertThrowsError(try file.stringAttribute("nothing")) {
             XCTAssertEqual("\($0)", "\(path): no attribute 'nothing' on '/'")
         }
