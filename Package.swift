@@ -11,14 +11,13 @@
 //   gpt       the command-line tool
 import PackageDescription
 
-// Release builds are what we measure. `-Ounchecked` drops integer-overflow
-// traps in the hot loops (pointer arithmetic is unchecked anyway), and the
+// Release builds are what we measure (plain -O: preconditions stay checked,
+// so bad input is a clear error and never memory corruption). The
 // "haswell" CPU level (AVX2 + FMA, i.e. x86-64-v3: every x86 server since 2013-2015) lets LLVM
 // vectorise our element-wise kernels 8 floats wide with fused multiply-add.
 // Set SWIFTGPT_TARGET_CPU to override (e.g. "native", or "x86-64" for very old CPUs).
 let targetCPU = Context.environment["SWIFTGPT_TARGET_CPU"] ?? "haswell"
 let hotLoopFlags: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
     .unsafeFlags(["-target-cpu", targetCPU], .when(platforms: [.linux], configuration: .release)),
 ]
 

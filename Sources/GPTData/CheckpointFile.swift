@@ -62,7 +62,7 @@ public struct Checkpoint: Sendable {
     }
 
     /// `write(to:)`, calling `afterDataset` with each dataset's path once it is written.
-    func write(to path: String, afterDataset: (String) throws -> Void) throws {
+    public func write(to path: String, afterDataset: (String) throws -> Void) throws {
         let layout = try checkedLayout(path)
         try AtomicFile.write(to: path) { temporary in
             let file = try H5File.create(temporary)

@@ -1,7 +1,7 @@
 import XCTest
 import GPTCore
 import TestSupport
-@testable import GPTData
+import GPTData
 
 final class CheckpointTests: XCTestCase {
     private var dir: TemporaryDirectory!
