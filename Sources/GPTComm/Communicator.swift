@@ -474,8 +474,8 @@ public final class Communicator {
     }
 
     /// Checks a caller-given element count.
-    func validate(count: Int, _ what: String) {
-        if count < 0 { fail("\(what): count must not be negative") }
+    func validate(count: Int, _ what: @autoclosure () -> String) {
+        if count < 0 { fail("\(what()): count must not be negative") }
     }
 
     private func noteBlocking(since t0: Double) {
