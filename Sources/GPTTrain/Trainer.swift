@@ -219,7 +219,7 @@ public final class Trainer {
     static func calibrateSGEMM(C: Int, N: Int) -> Double {
         let g = Bench.Gemm(name: "calibration", transA: false, transB: true, M: N, N: 4 * C, K: C, count: 1)
         // Best of three short runs: a busy machine at startup must not inflate the ratio.
-        return (0..<3).map { _ in Bench.runGemms([g], minSeconds: 0.05)[0].gflops }.max()!
+        return Bench.runGemms([g], minSeconds: 0.05, rounds: 3)[0].gflops
     }
 
     // MARK: - Training

@@ -8,7 +8,7 @@ struct GPTCommand: ParsableCommand {
         commandName: "gpt",
         abstract: "SwiftGPT: train, sample and evaluate GPTs on a CPU cluster with MPI.",
         subcommands: [PrepareCommand.self, TrainCommand.self, SampleCommand.self, EvalCommand.self,
-                      InspectCommand.self, BenchCommand.self, SelfTestCommand.self])
+                      InspectCommand.self, BenchCommand.self, SuperviseCommand.self, SelfTestCommand.self])
 }
 
 /// Prints one line `error: ...` to stderr and exits non-zero.
