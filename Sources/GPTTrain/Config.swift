@@ -452,31 +452,11 @@ private enum Value {
         case .int(let v): return String(v)
         case .double(let v): return v.description  // shortest round-trip form; inf/nan are TOML too
         case .bool(let v): return v ? "true" : "false"
-        case .string(let v): return tomlQuoted(v)
+        case .string(let v): return quotedStringLiteral(v)
         }
     }
 }
 
-/// A TOML basic string literal for `s`.
-private func tomlQuoted(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        case "\r": out += "\\r"
-        default:
-            if scalar.value < 0x20 || scalar.value == 0x7F {
-                out += String(format: "\\u%04X", scalar.value)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
-}
 
 /// One config key: its name, section, type and how to read and write it in a `TrainConfig`.
 private struct Field {
@@ -629,7 +609,7 @@ private struct Field {
     func value(fromOverride raw: String) throws -> Value {
         let text = raw.trimmingCharacters(in: .whitespaces)
         func wrong() -> ConfigError {
-            .wrongType(key: key, expected: kind.expected, got: tomlQuoted(raw), source: nil, line: nil)
+            .wrongType(key: key, expected: kind.expected, got: quotedStringLiteral(raw), source: nil, line: nil)
         }
         // The string inside matching quotes, TOML escapes applied for double quotes.
         func unquoted() throws -> String {
@@ -638,7 +618,7 @@ private struct Field {
             }
             guard let s = (try? TOMLTable(string: "v = " + text))?["v"]?.string else {
                 throw ConfigError.wrongType(key: key, expected: "a correctly quoted string (TOML escapes inside double quotes)",
-                                            got: tomlQuoted(raw), source: nil, line: nil)
+                                            got: quotedStringLiteral(raw), source: nil, line: nil)
             }
             return s
         }
@@ -669,7 +649,7 @@ private struct Field {
     /// A TOML value as shown after "got" in an error message.
     private static func describe(_ v: TOMLValueConvertible) -> String {
         switch v.type {
-        case .string: return tomlQuoted(v.string ?? "")
+        case .string: return quotedStringLiteral(v.string ?? "")
         case .int: return v.int.map(String.init) ?? "an integer"
         case .double: return v.double.map { $0.description } ?? "a number"
         case .bool: return v.bool.map { $0 ? "true" : "false" } ?? "a boolean"

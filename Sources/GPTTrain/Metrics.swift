@@ -27,14 +27,15 @@ public enum MetricValue: Equatable, Sendable, ExpressibleByIntegerLiteral, Expre
             if v.isNaN { return "\"NaN\"" }
             if v.isInfinite { return v > 0 ? "\"Infinity\"" : "\"-Infinity\"" }
             return v.description  // shortest form that reads back to the same Double
-        case .string(let v): return jsonQuoted(v)
+        case .string(let v): return quotedStringLiteral(v)
         case .bool(let v): return v ? "true" : "false"
         }
     }
 }
 
-/// A JSON string literal for `s`.
-private func jsonQuoted(_ s: String) -> String {
+/// A double-quoted string literal for `s`, valid both as JSON and as a TOML
+/// basic string: quotes, backslashes and control characters (and DEL) escaped.
+func quotedStringLiteral(_ s: String) -> String {
     var out = "\""
     for scalar in s.unicodeScalars {
         switch scalar {
@@ -44,8 +45,8 @@ private func jsonQuoted(_ s: String) -> String {
         case "\r": out += "\\r"
         case "\t": out += "\\t"
         default:
-            if scalar.value < 0x20 {
-                out += String(format: "\\u%04x", scalar.value)
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                out += String(format: "\\u%04X", scalar.value)
             } else {
                 out.unicodeScalars.append(scalar)
             }
@@ -96,7 +97,7 @@ public final class MetricsLog {
         record["event"] = .string(event)
         record["step"] = .int(step)
         record["time"] = .double(clock())
-        let line = "{" + record.keys.sorted().map { jsonQuoted($0) + ":" + record[$0]!.json }
+        let line = "{" + record.keys.sorted().map { quotedStringLiteral($0) + ":" + record[$0]!.json }
             .joined(separator: ",") + "}\n"
         lock.lock()
         defer { lock.unlock() }
