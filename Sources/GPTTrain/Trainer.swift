@@ -32,6 +32,7 @@ public final class Trainer {
     private let inputs: UnsafeMutablePointer<Int32>
     private let targets: UnsafeMutablePointer<Int32>
     private let sgemmGFLOPS: Double
+    private let watchdog: Watchdog?
     private var nonfiniteRun = 0
     private var nonfiniteTotal = 0
     private var out: (String) -> Void = { print($0) }
@@ -137,6 +138,17 @@ public final class Trainer {
             progress = nil
         }
         if let p = progress { out = { p.log($0) } }
+        if config.collectiveTimeout > 0 {
+            let w = Watchdog(timeout: config.collectiveTimeout, rank: comm.rank, size: comm.size)
+            if comm.size > 1 {
+                let root = comm.broadcast(comm.isRoot ? w.listen() : "", root: 0)
+                if !comm.isRoot { w.connect(to: root) }
+            }
+            w.start()
+            watchdog = w
+        } else {
+            watchdog = nil
+        }
         for note in notes { say(note) }
         let pc = model.layout
         say(String(format: "model: %d layers, %d heads, %d wide, block %d, vocab %d: %.2fM parameters (%.2fM non-embedding)",
@@ -237,6 +249,7 @@ public final class Trainer {
         while true {
             let it = step
             if it % cfg.evalInterval == 0 || it == cfg.maxIters || cfg.evalOnly {
+                watchdog?.beginStep(it, phase: "evaluation")
                 if !(resumed && it == firstStep && !cfg.evalOnly) {
                     try evaluateAndCheckpoint()
                 }
@@ -244,6 +257,8 @@ public final class Trainer {
             }
             if it >= cfg.maxIters { break }
 
+            watchdog?.beginStep(it + 1, phase: "forward/backward")
+            Trainer.testHangHook(rank: comm.rank, step: it + 1)
             let t0 = monotonicSeconds()
             let comm0 = comm.timing.exposedSeconds
             let lr = schedule.lr(at: it)
@@ -256,6 +271,7 @@ public final class Trainer {
                 model.dropoutSeed = deriveSeed(UInt64(cfg.seed), 4, it, first)
                 lossSum += model.forward(inputs: inputs, targets: targets, B: B, T: T)
                 let last = m == accum - 1
+                if last && comm.size > 1 { watchdog?.enter("gradient allreduce") }
                 if last && comm.size > 1 && cfg.overlapComm {
                     model.backward(lossScale: 1 / Float(accum)) { sync.ready($0) }
                 } else {
@@ -302,6 +318,7 @@ public final class Trainer {
                                                    "sgemm_ratio": .double(ratio), "comm_exposed_ms": .double(dcomm * 1e3)])
             }
         }
+        watchdog?.idle()
         progress?.finish()
         if timedSteps > 0 {
             let perStep = (computeSeconds + commSeconds) / Double(timedSteps)
@@ -316,6 +333,15 @@ public final class Trainer {
                                                  "nonfinite_skipped": .int(nonfiniteTotal)])
         }
         log?.close()
+    }
+
+    /// Test hook: SWIFTGPT_TEST_HANG_RANK=r SWIFTGPT_TEST_HANG_STEP=s makes rank r
+    /// stop responding at step s (as a rank behind a cut link would), for the watchdog tests.
+    static func testHangHook(rank: Int, step: Int) {
+        let env = ProcessInfo.processInfo.environment
+        guard let r = env["SWIFTGPT_TEST_HANG_RANK"].flatMap(Int.init), r == rank,
+              let s = env["SWIFTGPT_TEST_HANG_STEP"].flatMap(Int.init), s == step else { return }
+        while true { sleep(3600) }
     }
 
     // MARK: - Evaluation, sampling, checkpoints
@@ -348,11 +374,13 @@ public final class Trainer {
         guard comm.isRoot, !cfg.evalOnly else { return }
         // Rank 0 alone from here: no collective until the next step's gradients.
         if cfg.sampleTokens > 0 {
+            watchdog?.enter("sampling")
             let text = sample(tokens: cfg.sampleTokens, seed: deriveSeed(UInt64(cfg.seed), 3, step))
             say("sample at step \(step):\n" + text + "\n---")
             try logEvent("sample", step: step, ["text": .string(text)])
         }
         if step > 0 && (isBest || cfg.alwaysSaveCheckpoint) {
+            watchdog?.enter("checkpoint")
             try saveCheckpoint(isBest: isBest)
         }
     }
