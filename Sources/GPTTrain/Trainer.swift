@@ -83,6 +83,11 @@ public final class Trainer {
                 let (c, path, skipped) = try store.loadNewestGood()
                 for s in skipped { notes.append("skipping unreadable checkpoint \(s)") }
                 notes.append("resuming from \(path) at step \(c.step)")
+                if let w = c.state["world_size"]?.first, Int(w) != comm.size {
+                    notes.append("the checkpoint was written by \(w) rank(s) and this run has \(comm.size): training continues, "
+                        + "but no longer bit-identically to an uninterrupted run (batch composition"
+                        + (config.dataShards == 0 ? " and data shards" : "") + " differ)")
+                }
                 ckpt = c
             } else if config.initFrom != "scratch" {
                 ckpt = try Checkpoint.read(from: config.initFrom, includeOptimizer: false)

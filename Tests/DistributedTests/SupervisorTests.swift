@@ -83,5 +83,14 @@ final class SupervisorTests: XCTestCase {
         let y = try Checkpoint.read(from: supervised + "/ckpt_0000200.h5")
         XCTAssertEqual(x.parameters.map(\.bitPattern), y.parameters.map(\.bitPattern),
                        "parameters after a run killed 3 times differ from the uninterrupted run")
+        // The logged losses, including those after every resume point, are the same too.
+        func losses(_ dir: String) throws -> [Int: Double] {
+            var out: [Int: Double] = [:]
+            for m in try readMetrics(dir) where m["event"] as? String == "train" { out[m["step"] as! Int] = m["loss"] as? Double }
+            return out
+        }
+        let la = try losses(straight), lb = try losses(supervised)
+        XCTAssertEqual(la.count, 20)
+        XCTAssertEqual(la, lb)
     }
 }

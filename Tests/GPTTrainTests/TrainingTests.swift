@@ -70,6 +70,46 @@ final class TrainingTests: XCTestCase {
         XCTAssertNotNil(la[20])
     }
 
+    func testKilledAndResumedIsBitIdentical() throws {
+        let tmp = try TemporaryDirectory()
+        let corpus = try shakespeareCorpus(in: tmp.path)
+        let common = Self.tiny + ["--set", "dataset=\(corpus)", "--set", "eval_interval=10", "--set", "dropout=0.1",
+                                  "--set", "max_iters=120", "--set", "lr_decay_iters=120", "--set", "keep_checkpoints=0",
+                                  "--set", "n_embd=96", "--set", "n_layer=3", "--set", "block_size=64", "--set", "log_interval=5",
+                                  "--set", "sample_tokens=0"]
+        let straight = tmp.file("straight"), killed = tmp.file("killed")
+        try gpt(["train", "--set", "out_dir=\(straight)"] + common)
+        // Start the same run, SIGKILL it at a random point after a checkpoint, resume it.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try GPTBinary.path())
+        p.arguments = ["train", "--set", "out_dir=\(killed)"] + common
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let target = 10 * Int.random(in: 2...8)
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning && Date() < deadline {
+            if let ms = try? readMetrics(killed),
+               ms.contains(where: { $0["event"] as? String == "checkpoint" && ($0["step"] as? Int ?? 0) >= target }) { break }
+            usleep(20_000)
+        }
+        usleep(UInt32.random(in: 0...150_000))
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the run finished before it could be killed")
+        let r = try gpt(["train", "--resume", "--set", "out_dir=\(killed)"] + common)
+        XCTAssertTrue(r.output.contains("resuming from"), r.output)
+        let a = try Checkpoint.read(from: straight + "/ckpt_0000120.h5"), b = try Checkpoint.read(from: killed + "/ckpt_0000120.h5")
+        XCTAssertEqual(a.parameters.map(\.bitPattern), b.parameters.map(\.bitPattern), "killed near step \(target)")
+        func losses(_ dir: String) throws -> [Int: Double] {
+            var out: [Int: Double] = [:]
+            for m in try readMetrics(dir) where m["event"] as? String == "train" { out[m["step"] as! Int] = m["loss"] as? Double }
+            return out
+        }
+        XCTAssertEqual(try losses(straight), try losses(killed))
+        XCTAssertEqual(try losses(straight).count, 24)
+    }
+
     func testCheckpointRoundTripIsExact() throws {
         let tmp = try TemporaryDirectory()
         Parallel.setThreads(1)
