@@ -14,6 +14,10 @@ import TestSupport
 /// cases and their messages; with `SWIFTGPT_ERRORS_TABLE=<file>` set, each
 /// case appends its row of that table to the file.
 final class BadInputTests: XCTestCase {
+    override class func tearDown() {
+        Fixture.release()
+        super.tearDown()
+    }
 
     // MARK: - Cases: config
 
@@ -368,6 +372,19 @@ final class BadInputTests: XCTestCase {
                           mentions: ["token id 999", "/train[3500]", "gpt prepare"], ranks: 2)
     }
 
+    /// A full disk while rank 0 writes a checkpoint is rank 0's error alone: it must end
+    /// the whole job (the other ranks wait in the next step's allreduce), not hang it.
+    func testMPIDiskFullWhileWritingCheckpointEndsTheJob() throws {
+        let w = try Workspace()
+        let mount = try TmpfsMount(at: w.path("small"), options: "size=\(Fixture.checkpointBytes * 3 / 2 / 1024)k")
+        defer { mount.unmount() }
+        try w.expectError("the disk fills up while rank 0 writes a checkpoint, under mpirun -np 2",
+                          ["train"] + w.trainArgs(["max_iters=30"], outDir: "small/run"),
+                          mentions: ["no space left in out_dir small/run", "latest.h5 still points at ckpt_0000005.h5"],
+                          ranks: 2, checkUnchanged: false)
+        XCTAssertEqual(try Checkpoint.read(from: w.path("small/run/latest.h5")).step, 5)
+    }
+
     // MARK: - The catalogue in docs/ERRORS.md
 
     /// Every case above has its row in docs/ERRORS.md, and every row there is a case.
@@ -410,6 +427,9 @@ final class Fixture {
         shared = f
         return f
     }
+
+    /// Drops the shared fixture, removing its directory.
+    static func release() { shared = nil }
 
     /// text.txt and corpus.h5 (words), digits.h5 (another alphabet), and run/: 10 steps
     /// with checkpoints at steps 5 and 10.

@@ -8,6 +8,10 @@ import TestSupport
 /// Damaged checkpoints on --resume, pruning to keep_checkpoints, and never
 /// writing a checkpoint from non-finite parameters.
 final class CheckpointFallbackTests: XCTestCase {
+    override class func tearDown() {
+        Fixture.release()
+        super.tearDown()
+    }
 
     // MARK: - Resume past damaged checkpoints
 
