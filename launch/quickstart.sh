@@ -14,10 +14,15 @@ ranks="${2:-1}"
 launch/install-deps.sh
 swift build -c release
 datasets/shakespeare_char/prepare.sh ${input:+"$input"}
+resume=()
+if [[ -e runs/shakespeare_char_cpu/latest.h5 ]]; then
+    echo "runs/shakespeare_char_cpu holds an earlier run: continuing it (--resume)"
+    resume=(--resume)
+fi
 if [[ "$ranks" -gt 1 ]]; then
-    launch/local.sh "$ranks" gpt train configs/shakespeare_char_cpu.toml
+    launch/local.sh "$ranks" gpt train configs/shakespeare_char_cpu.toml "${resume[@]}"
 else
-    .build/release/gpt train configs/shakespeare_char_cpu.toml
+    .build/release/gpt train configs/shakespeare_char_cpu.toml "${resume[@]}"
 fi
 echo
 echo "=== a sample from runs/shakespeare_char_cpu/best.h5 ==="

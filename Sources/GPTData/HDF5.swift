@@ -22,8 +22,16 @@ enum H5Library {
     /// Thread-safe HDF5 builds keep the error-printing setting per thread, so
     /// every entry point calls this; it is a cheap, idempotent call.
     static func prepare() {
+        _ = skipLibraryShutdown
         swiftgpt_h5_silence_errors()
     }
+
+    /// Keeps HDF5 from registering its exit handler, before anything initialises it.
+    ///
+    /// When a write fails (a full disk), H5Fclose fails too and HDF5 1.10 leaves the
+    /// freed file in its table of open objects; the exit handler then closes it again
+    /// and crashes. Every file is closed explicitly here, so the handler has nothing to do.
+    private static let skipLibraryShutdown: Void = { H5dont_atexit() }()
 
     /// The innermost description on HDF5's error stack (then clears the stack).
     static func takeErrorDetail() -> String? {

@@ -67,6 +67,25 @@ public final class WindowSampler {
 /// A training error whose description is one line that says what to fix.
 public struct TrainError: Error, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// True when every rank raised this error together (`Trainer.collective`), so the
+    /// job can shut down cleanly; false when it may be this rank's alone.
+    public let everyRank: Bool
+
+    public init(_ message: String, everyRank: Bool = false) {
+        self.message = TrainError.oneLine(message)
+        self.everyRank = everyRank
+    }
+
     public var description: String { message }
+
+    /// `error` with what it concerns before it and what to do after it, as one line.
+    public init(_ error: Error, about subject: String, hint: String?) {
+        self.init(subject + "\(error)" + (hint.map { "; " + $0 } ?? ""))
+    }
+
+    /// `text` with its line breaks folded into single spaces.
+    public static func oneLine(_ text: String) -> String {
+        text.split(whereSeparator: { $0.isNewline }).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: " ")
+    }
 }

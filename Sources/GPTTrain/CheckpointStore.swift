@@ -26,7 +26,18 @@ public struct CheckpointStore {
                 + "the previous checkpoint is kept")
         }
         let file = path(step: ckpt.step)
-        try ckpt.write(to: file)
+        do {
+            try ckpt.write(to: file)
+        } catch {
+            let kept = target(of: latestPath).map { "latest.h5 still points at \(($0 as NSString).lastPathComponent)" }
+                ?? "no earlier checkpoint exists"
+            let text = "\(error)"
+            if ["No space left on device", "errno = 28", "Disk quota exceeded", "errno = 122"].contains(where: text.contains) {
+                throw TrainError("no space left in out_dir \(directory) to write \(file) (\(freeSpace) free); free space "
+                    + "there or move the run to a larger disk, then continue with --resume; \(kept)")
+            }
+            throw TrainError("cannot write checkpoint \(file): \(text); \(kept)")
+        }
         try link(latestPath, to: file)
         if isBest { try link(bestPath, to: file) }
         prune()
@@ -42,6 +53,20 @@ public struct CheckpointStore {
             unlink(tmp)
             throw TrainError("cannot update \(name): \(err)")
         }
+    }
+
+    /// Whether the directory holds checkpoints of a run (a step file or `latest.h5`).
+    public var hasCheckpoints: Bool {
+        var info = stat()
+        return lstat(latestPath, &info) == 0 || !stepFiles().isEmpty
+    }
+
+    /// Free space on the directory's file system, for messages ("1.2 MB").
+    private var freeSpace: String {
+        var fs = statvfs()
+        guard statvfs(directory, &fs) == 0 else { return "unknown" }
+        let bytes = Double(fs.f_bavail) * Double(fs.f_frsize)
+        return bytes >= 1e6 ? String(format: "%.1f MB", bytes / 1e6) : String(format: "%.0f kB", bytes / 1e3)
     }
 
     /// Step files in the directory, newest first.
@@ -68,7 +93,8 @@ public struct CheckpointStore {
     }
 
     /// The newest checkpoint that reads back intact: `latest.h5` first, then
-    /// step files newest first. Each one skipped is reported with its error.
+    /// step files newest first. Returns it, its path, and one line for each
+    /// newer one skipped, naming the file and what is wrong with it.
     public func loadNewestGood(includeOptimizer: Bool = true) throws -> (Checkpoint, String, [String]) {
         var candidates: [String] = []
         if let t = target(of: latestPath) { candidates.append(t) }
@@ -78,12 +104,16 @@ public struct CheckpointStore {
             do {
                 return (try Checkpoint.read(from: c, includeOptimizer: includeOptimizer), c, skipped)
             } catch {
-                skipped.append("\(c): \(error)")
+                var reason = TrainError.oneLine("\(error)")
+                if reason.hasPrefix(c + ": ") { reason.removeFirst(c.count + 2) }
+                skipped.append("checkpoint \(c) is unreadable (\(reason))")
             }
         }
         if candidates.isEmpty {
-            throw TrainError("nothing to resume: no checkpoint in \(directory) (start without --resume, or set out_dir to the run's directory)")
+            throw TrainError("nothing to resume: no checkpoint in \(directory); start without --resume, "
+                + "or set out_dir to the directory of the run to continue")
         }
-        throw TrainError("nothing to resume: no readable checkpoint in \(directory): " + skipped.joined(separator: "; "))
+        throw TrainError("nothing to resume: no readable checkpoint in \(directory): " + skipped.joined(separator: "; ")
+            + "; restore a checkpoint from a backup, or start a new run without --resume in another out_dir")
     }
 }

@@ -256,6 +256,7 @@ extension TrainConfig {
 
         // distributed
         positive("bucket_mb", bucketMB)
+        if bucketMB > 1_048_576 { p.append("bucket_mb must be at most 1048576 (1 TiB) (got \(bucketMB))") }
 
         // robustness
         atLeast("max_nonfinite_skips", maxNonfiniteSkips, 0)

@@ -54,34 +54,43 @@ public final class Trainer {
             : envThreads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, comm.localSize))
         Parallel.setThreads(threads)
 
-        // Run directory (rank 0), then the corpus (every rank reads its own windows).
-        try Trainer.collective(comm) {
-            guard comm.isRoot else { return }
-            try Trainer.prepareRunDirectory(config.outDir)
-        }
-        var opened: CorpusInfo?
-        var sources: (TokenSource, TokenSource, TokenSource)?
-        try Trainer.collective(comm, everyRank: true) {
-            let info = try CorpusFile.open(config.dataset)
-            opened = info
-            sources = (try TokenSource(path: config.dataset, split: .train), try TokenSource(path: config.dataset, split: .train),
-                       try TokenSource(path: config.dataset, split: .val))
-        }
-        corpus = opened!
+        // Everything the run reads is checked before anything is written, and every
+        // check ends in a collective, so a bad input stops all ranks with one message.
+
+        // The corpus: every rank opens it, checks the token ids of its own slice, and
+        // sets up its windows.
         let shards = config.dataShards > 0 ? config.dataShards : comm.size
         let seed = UInt64(config.seed)
-        trainWindows = try WindowSampler(source: sources!.0, blockSize: T, shards: shards, seed: seed)
-        evalTrain = try WindowSampler(source: sources!.1, blockSize: T, shards: 1, seed: seed)
-        evalVal = try WindowSampler(source: sources!.2, blockSize: T, shards: 1, seed: seed)
+        var opened: CorpusInfo?
+        var samplers: (train: WindowSampler, evalTrain: WindowSampler, evalVal: WindowSampler)?
+        try Trainer.collective(comm, everyRank: true) {
+            let info = try Trainer.openCorpus(config.dataset)
+            let train = try TokenSource(path: config.dataset, split: .train)
+            let val = try TokenSource(path: config.dataset, split: .val)
+            try Trainer.checkTokenIDs(train, rank: comm.rank, world: comm.size)
+            try Trainer.checkTokenIDs(val, rank: comm.rank, world: comm.size)
+            opened = info
+            let T = config.blockSize
+            samplers = (try WindowSampler(source: train, blockSize: T, shards: shards, seed: seed),
+                        try WindowSampler(source: try TokenSource(path: config.dataset, split: .train), blockSize: T,
+                                          shards: 1, seed: seed),
+                        try WindowSampler(source: val, blockSize: T, shards: 1, seed: seed))
+        }
+        guard let corpus = opened, let samplers else { preconditionFailure("the corpus collective returned without it") }
+        self.corpus = corpus
+        trainWindows = samplers.train
+        evalTrain = samplers.evalTrain
+        evalVal = samplers.evalVal
 
-        // Starting point: a checkpoint read by rank 0 and broadcast, or fresh weights.
+        // The starting point (a checkpoint read by rank 0 and broadcast, or fresh
+        // weights), and the other inputs only rank 0 needs.
         var ckpt: Checkpoint?
         var notes: [String] = []
         try Trainer.collective(comm) {
             guard comm.isRoot else { return }
             if resume {
                 let (c, path, skipped) = try store.loadNewestGood()
-                for s in skipped { notes.append("skipping unreadable checkpoint \(s)") }
+                for s in skipped { notes.append(s + "; falling back to the next newest checkpoint") }
                 notes.append("resuming from \(path) at step \(c.step)")
                 if let w = c.state["world_size"]?.first, Int(w) != comm.size {
                     notes.append("the checkpoint was written by \(w) rank(s) and this run has \(comm.size): training continues, "
@@ -89,12 +98,34 @@ public final class Trainer {
                         + (config.dataShards == 0 ? " and data shards" : "") + " differ)")
                 }
                 ckpt = c
-            } else if config.initFrom != "scratch" {
-                ckpt = try Checkpoint.read(from: config.initFrom, includeOptimizer: false)
-                notes.append("initialising from \(config.initFrom) (step \(ckpt!.step)); fresh optimizer and schedule")
+            } else {
+                if !config.evalOnly && store.hasCheckpoints {
+                    throw TrainError("out_dir \(config.outDir) already holds the checkpoints of a run; continue it with "
+                        + "--resume (or init_from = \"resume\"), or choose another out_dir for a new run")
+                }
+                if config.initFrom != "scratch" {
+                    let c = try Trainer.readInitFrom(config.initFrom)
+                    notes.append("initialising from \(config.initFrom) (step \(c.step)); fresh optimizer and schedule")
+                    ckpt = c
+                }
             }
-            if let c = ckpt { try Trainer.checkCompatible(c, corpus: opened!, config: config, resume: resume, notes: &notes) }
+            if let c = ckpt { try Trainer.checkCompatible(c, corpus: corpus, config: config, resume: resume, notes: &notes) }
+            if config.sampleTokens > 0 {
+                do {
+                    _ = try corpus.tokenizer.encodeChecked(config.samplePrompt)
+                } catch {
+                    throw TrainError("sample_prompt: \(error) (corpus \(config.dataset)); change sample_prompt to "
+                        + "characters of the training text, or set sample_tokens = 0")
+                }
+            }
         }
+
+        // The run directory, once every input is known to be good.
+        try Trainer.collective(comm) {
+            guard comm.isRoot else { return }
+            try Trainer.prepareRunDirectory(config.outDir)
+        }
+
         let modelJSON = comm.broadcast(ckpt.map { String(decoding: try! JSONEncoder().encode($0.modelConfig), as: UTF8.self) } ?? "")
         var mc = modelJSON.isEmpty ? config.modelConfig(vocabSize: corpus.vocabSize)
             : try JSONDecoder().decode(GPTConfig.self, from: Data(modelJSON.utf8))
@@ -132,16 +163,17 @@ public final class Trainer {
         model.reserve(B: B, T: T)
         sgemmGFLOPS = Trainer.calibrateSGEMM(C: mc.nEmbd, N: min(B * T, 2048))
 
-        if comm.isRoot {
+        var rootLog: MetricsLog?
+        let resumeStep = step
+        try Trainer.collective(comm) {
+            guard comm.isRoot else { return }
             let l = try MetricsLog(directory: config.outDir)
-            if resume { try l.truncate(afterStep: step) }
-            log = l
-            progress = ProgressLine(total: max(1, config.maxIters - step), label: "train")
+            if resume { try l.truncate(afterStep: resumeStep) }
+            rootLog = l
             try config.toTOML().write(toFile: config.outDir + "/config.toml", atomically: true, encoding: .utf8)
-        } else {
-            log = nil
-            progress = nil
         }
+        log = rootLog
+        progress = comm.isRoot ? ProgressLine(total: max(1, config.maxIters - step), label: "train") : nil
         if let p = progress { out = { p.log($0) } }
         if config.collectiveTimeout > 0 {
             let w = Watchdog(timeout: config.collectiveTimeout, rank: comm.rank, size: comm.size)
@@ -182,28 +214,96 @@ public final class Trainer {
 
     /// Runs `body` (on rank 0 only, unless `everyRank`), then makes every rank
     /// agree on whether it failed, so no rank is left waiting for a peer that quit.
-    static func collective(_ comm: Communicator, everyRank: Bool = false, _ body: () throws -> Void) throws {
+    ///
+    /// The error every rank then throws is a `TrainError` with `everyRank` set.
+    public static func collective(_ comm: Communicator, everyRank: Bool = false, _ body: () throws -> Void) throws {
         var message = ""
-        do { try body() } catch { message = "\(error)" }
+        do { try body() } catch { message = TrainError.oneLine("\(error)") }
         if comm.size == 1 {
-            if !message.isEmpty { throw TrainError(message) }
+            if !message.isEmpty { throw TrainError(message, everyRank: true) }
             return
         }
         let all = everyRank ? comm.allgather(message) : [comm.broadcast(message, root: 0)]
-        if let first = all.first(where: { !$0.isEmpty }) { throw TrainError(first) }
+        if let first = all.first(where: { !$0.isEmpty }) { throw TrainError(first, everyRank: true) }
     }
 
     static func prepareRunDirectory(_ dir: String) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw TrainError("cannot create out_dir \(dir): \((error as NSError).localizedDescription); choose a writable out_dir")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw TrainError("out_dir \(dir) is a file, not a directory; choose a writable directory for out_dir")
+        }
+        if mkdirs(dir) != 0 {
+            throw TrainError("cannot create out_dir \(dir): \(String(cString: strerror(errno))); "
+                + "choose a writable directory for out_dir")
         }
         let probe = dir + "/.write-test-\(getpid())"
-        guard FileManager.default.createFile(atPath: probe, contents: Data("ok".utf8)) else {
-            throw TrainError("out_dir \(dir) is not writable; choose a writable out_dir")
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        guard fd >= 0 else {
+            throw TrainError("out_dir \(dir) is not writable (\(String(cString: strerror(errno)))); "
+                + "choose a writable directory for out_dir")
         }
+        close(fd)
         unlink(probe)
+    }
+
+    /// mkdir -p: 0 on success (or when the directory exists), else -1 with errno set.
+    private static func mkdirs(_ dir: String) -> Int32 {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) {
+            if isDirectory.boolValue { return 0 }
+            errno = ENOTDIR
+            return -1
+        }
+        let parent = (dir as NSString).deletingLastPathComponent
+        if !parent.isEmpty && parent != dir && mkdirs(parent) != 0 { return -1 }
+        return mkdir(dir, 0o755) == 0 || errno == EEXIST ? 0 : -1
+    }
+
+    /// The corpus at `path`, its attributes and datasets checked, or an error saying how to get a good one.
+    static func openCorpus(_ path: String) throws -> CorpusInfo {
+        let hint = "set dataset to a corpus file made by `gpt prepare`"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TrainError("dataset \(path) not found; \(hint)")
+        }
+        do {
+            return try CorpusFile.open(path)
+        } catch {
+            // Messages about the file's contents often say already how to prepare it again.
+            throw TrainError(error, about: "dataset ", hint: "\(error)".contains("prepare") ? nil : hint)
+        }
+    }
+
+    /// Checks that every token id of this rank's slice of `source` is below vocab_size, so
+    /// the model never sees an id it has no embedding for (the ranks share the work).
+    static func checkTokenIDs(_ source: TokenSource, rank: Int, world: Int) throws {
+        let slice = source.shard(rank: rank, world: world)
+        let chunk = 1 << 20
+        let buffer = UnsafeMutablePointer<Int32>.allocate(capacity: chunk)
+        defer { buffer.deallocate() }
+        var offset = slice.lowerBound
+        do {
+            while offset < slice.upperBound {
+                let n = min(chunk, slice.upperBound - offset)
+                try source.read(offset: offset, count: n, into: buffer)
+                offset += n
+            }
+        } catch {
+            throw TrainError(error, about: "dataset ", hint: "prepare the corpus again with `gpt prepare`")
+        }
+    }
+
+    /// The checkpoint named by init_from, or an error saying what init_from must name.
+    static func readInitFrom(_ path: String) throws -> Checkpoint {
+        let hint = "set init_from to a checkpoint written by `gpt train` (a run's ckpt_*.h5 or latest.h5), "
+            + "\"scratch\" or \"resume\""
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TrainError("init_from checkpoint \(path) not found; \(hint)")
+        }
+        do {
+            return try Checkpoint.read(from: path, includeOptimizer: false)
+        } catch {
+            throw TrainError(error, about: "init_from ", hint: hint)
+        }
     }
 
     static func checkCompatible(_ c: Checkpoint, corpus: CorpusInfo, config: TrainConfig, resume: Bool,
@@ -226,7 +326,13 @@ public final class Trainer {
         guard !diffs.isEmpty else { return }
         if resume {
             throw TrainError("the checkpoint's architecture differs from the config (config vs checkpoint: "
-                + diffs.joined(separator: ", ") + "); resume with the config the run was started with")
+                + diffs.joined(separator: ", ") + "); resume with the config the run was started with "
+                + "(saved as \(config.outDir)/config.toml)")
+        }
+        // Finetuning keeps the checkpoint's model, which takes windows up to its own block_size.
+        if config.blockSize > theirs.blockSize {
+            throw TrainError("block_size \(config.blockSize) is larger than the block_size \(theirs.blockSize) of the "
+                + "init_from checkpoint's model; set block_size to at most \(theirs.blockSize)")
         }
         notes.append("using the checkpoint's architecture (config vs checkpoint: " + diffs.joined(separator: ", ") + ")")
     }

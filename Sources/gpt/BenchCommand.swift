@@ -20,6 +20,15 @@ struct BenchCommand: ParsableCommand {
     var compareKernels = false
     @Option(help: "Write the figures as JSON to this file.") var json: String?
 
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        let counts = threads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw ValidationError("--threads must be a comma-separated list of thread counts >= 1, e.g. 1,2")
+        }
+    }
+
     func run() throws {
         let c = GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead,
                           nEmbd: nEmbd, dropout: 0, bias: true, tieWeights: true)

@@ -17,11 +17,37 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Sequences per batch.") var batchSize = 16
     @Option(help: "Seed of the evaluation windows.") var seed = 1337
 
+    func validate() throws {
+        guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard seed >= 0 else { throw ValidationError("--seed must be >= 0") }
+    }
+
     func run() throws {
+        var outDir: String?
+        defer { if let outDir { try? FileManager.default.removeItem(atPath: outDir) } }
         do {
-            let ckpt = try Checkpoint.read(from: checkpoint, includeOptimizer: false)
+            let hint = "give a checkpoint written by `gpt train` (ckpt_*.h5, latest.h5)"
+            guard FileManager.default.fileExists(atPath: checkpoint) else {
+                throw TrainError("checkpoint \(checkpoint) not found; \(hint)")
+            }
+            let ckpt: Checkpoint
+            do {
+                ckpt = try Checkpoint.read(from: checkpoint, includeOptimizer: false)
+            } catch {
+                throw TrainError(error, about: "cannot evaluate: ", hint: hint)
+            }
             var cfg = try TrainConfig.load(toml: ckpt.runConfig, source: checkpoint)
-            if let dataset { cfg.dataset = dataset }
+            if let dataset {
+                guard FileManager.default.fileExists(atPath: dataset) else {
+                    throw TrainError("--dataset \(dataset) not found; give a corpus made by `gpt prepare` with the "
+                        + "checkpoint's tokenizer")
+                }
+                cfg.dataset = dataset
+            } else if !FileManager.default.fileExists(atPath: cfg.dataset) {
+                throw TrainError("the corpus the checkpoint was trained on, \(cfg.dataset), is not there; "
+                    + "pass --dataset with the path of a corpus made with the same tokenizer")
+            }
             cfg.initFrom = checkpoint
             cfg.evalOnly = true
             cfg.evalIters = iters
@@ -29,14 +55,17 @@ struct EvalCommand: ParsableCommand {
             cfg.seed = seed
             cfg.outDir = NSTemporaryDirectory() + "gpt-eval-\(getpid())"
             cfg.sampleTokens = 0
+            outDir = cfg.outDir
             let trainer = try Trainer(config: cfg, comm: .world)
             let (train, val) = try trainer.estimateLoss()
-            try? FileManager.default.removeItem(atPath: cfg.outDir)
             if Communicator.world.isRoot {
                 print(String(format: "%@ on %@: train loss %.4f, val loss %.4f (%d batches of %d x %d per split)",
                              checkpoint as NSString, cfg.dataset as NSString, train, val, iters, batchSize, trainer.model.config.blockSize))
             }
             Communicator.world.finalize()
-        } catch { fail(error) }
+        } catch {
+            if let outDir { try? FileManager.default.removeItem(atPath: outDir) }
+            fail(error)
+        }
     }
 }

@@ -9,10 +9,36 @@ struct GPTCommand: ParsableCommand {
         abstract: "SwiftGPT: train, sample and evaluate GPTs on a CPU cluster with MPI.",
         subcommands: [PrepareCommand.self, TrainCommand.self, SampleCommand.self, EvalCommand.self,
                       InspectCommand.self, BenchCommand.self, SuperviseCommand.self, SelfTestCommand.self])
+
+    /// Parses and runs the command. Help and exit codes behave as ArgumentParser makes
+    /// them; a usage error is one `error:` line, like every other error of `gpt`.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error where error is ExitCode || exitCode(for: error) == .success {
+            exit(withError: error)
+        } catch {
+            let code = exitCode(for: error)
+            var line = message(for: error)
+            if code == .validationFailure {
+                let first = CommandLine.arguments.dropFirst().first
+                let sub = configuration.subcommands.compactMap { $0.configuration.commandName }.first { $0 == first }
+                line += "; see `gpt \(sub.map { $0 + " " } ?? "")--help`"
+            }
+            printError(line)
+            exit(withError: code)
+        }
+    }
+}
+
+/// Prints `message` to stderr as one line starting with `error: `.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("error: \(TrainError.oneLine(message))\n".utf8))
 }
 
 /// Prints one line `error: ...` to stderr and exits non-zero.
 func fail(_ error: Error) -> Never {
-    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    printError("\(error)")
     exit(1)
 }

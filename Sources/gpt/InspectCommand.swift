@@ -13,7 +13,12 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let f = try H5File.open(file)
+            let f: H5File
+            do {
+                f = try H5File.open(file)
+            } catch {
+                throw DataError("\(error); inspect reads a corpus made by `gpt prepare` or a checkpoint written by `gpt train`")
+            }
             let format = (try? f.stringAttribute("format")) ?? "unknown"
             f.close()
             switch format {
@@ -32,7 +37,8 @@ struct InspectCommand: ParsableCommand {
                     + "vocab_size \(m.vocabSize), bias \(m.bias), tie_weights \(m.tieWeights): \(layout.count) parameters")
                 print("  optimizer state: \(c.adamM != nil ? "yes" : "no"); every tensor verified")
             default:
-                throw DataError("\(file) is neither a swiftgpt corpus nor a checkpoint (format attribute: \(format))")
+                throw DataError("\(file) is neither a swiftgpt corpus nor a checkpoint (format attribute: \(format)); "
+                    + "inspect reads a corpus made by `gpt prepare` or a checkpoint written by `gpt train`")
             }
         } catch { fail(error) }
     }

@@ -20,7 +20,23 @@ struct PrepareCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let info = try prepareCharCorpus(inputs: inputs, output: out, valFraction: valFraction)
+            let hint = "prepare reads UTF-8 text files (the training text)"
+            for input in inputs {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
+                    throw DataError("input text file \(input) not found; give the path of a UTF-8 text file")
+                }
+                if !isDirectory.boolValue, let size = try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int,
+                   size == 0 {
+                    throw DataError("input text file \(input) is empty; give a file with the training text")
+                }
+            }
+            let info: CorpusInfo
+            do {
+                info = try prepareCharCorpus(inputs: inputs, output: out, valFraction: valFraction)
+            } catch let error as DataError where error.message.contains("not UTF-8") || error.message.contains("NUL") {
+                throw DataError("\(error); \(hint)")
+            }
             print("wrote \(info.path): vocab \(info.vocabSize) (\(info.tokenizer.kind)), \(info.trainTokens) train and "
                 + "\(info.valTokens) val tokens (\(info.dtype.rawValue))")
         } catch { fail(error) }

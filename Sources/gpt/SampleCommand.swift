@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GPTCore
 import GPTData
+import GPTTrain
 
 /// `gpt sample ckpt.h5 --prompt ... --tokens N --temperature T --top-k K --seed S`
 struct SampleCommand: ParsableCommand {
@@ -22,6 +23,8 @@ struct SampleCommand: ParsableCommand {
     func validate() throws {
         guard tokens >= 0 else { throw ValidationError("--tokens must be >= 0") }
         guard topK >= 0 else { throw ValidationError("--top-k must be >= 0") }
+        guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
+        guard temperature.isFinite else { throw ValidationError("--temperature must be a finite number") }
     }
 
     func run() throws {
@@ -29,15 +32,35 @@ struct SampleCommand: ParsableCommand {
             Parallel.setThreads(threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount)
             var path = checkpoint
             var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { path += "/latest.h5" }
-            let ckpt = try Checkpoint.read(from: path, includeOptimizer: false)
+            let hint = "give a checkpoint written by `gpt train` (ckpt_*.h5, latest.h5) or its run directory"
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+                throw TrainError("checkpoint \(path) not found; \(hint)")
+            }
+            if isDir.boolValue {
+                path += "/latest.h5"
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw TrainError("\(checkpoint) holds no checkpoint (no latest.h5); train first, or \(hint)")
+                }
+            }
+            let ckpt: Checkpoint
+            do {
+                ckpt = try Checkpoint.read(from: path, includeOptimizer: false)
+            } catch {
+                throw TrainError(error, about: "cannot sample: ", hint: hint)
+            }
             let tok = try makeTokenizer(kind: ckpt.tokenizerKind, serialized: ckpt.tokenizer)
             var mc = ckpt.modelConfig
             mc.dropout = 0
             let model = GPT(config: mc, seed: 0)
             ckpt.parameters.withUnsafeBufferPointer { model.params.update(from: $0.baseAddress!, count: model.parameterCount) }
             model.training = false
-            var ids = try tok.encodeChecked(prompt)
+            var ids: [Int32]
+            do {
+                ids = try tok.encodeChecked(prompt)
+            } catch {
+                throw TrainError(error, about: "--prompt: ",
+                                 hint: "the model of \(path) knows only the \(tok.vocabSize) characters of its training text")
+            }
             if ids.isEmpty { ids = [0] }
             let sampler = Sampler(model: model)
             let stdout = FileHandle.standardOutput

@@ -17,15 +17,23 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let comm = Communicator.world
         do {
-            let cfg = try TrainConfig.load(path: config, overrides: overrides)
+            var loaded: TrainConfig?
+            try Trainer.collective(comm, everyRank: true) { loaded = try TrainConfig.load(path: config, overrides: overrides) }
+            guard let cfg = loaded else { preconditionFailure("the config collective returned without a config") }
             let trainer = try Trainer(config: cfg, comm: comm, resume: resume)
             try trainer.run()
             comm.finalize()
         } catch {
-            if comm.rank == 0 || comm.size == 1 { FileHandle.standardError.write(Data("error: \(error)\n".utf8)) }
-            // Every rank reaches here on errors agreed collectively; an error on one
-            // rank alone must not leave the others blocked: abort the whole job.
-            if comm.size > 1 { comm.abort(code: 1, message: nil) }
+            // An error every rank raised together is printed once, by rank 0, and the
+            // ranks shut down cleanly; one that may be this rank's alone is printed
+            // here and ends the whole job, so no other rank stays blocked.
+            let together = (error as? TrainError)?.everyRank ?? false
+            if comm.isRoot || !together {
+                printError(comm.size > 1 && !comm.isRoot ? "rank \(comm.rank): \(error)" : "\(error)")
+            }
+            if comm.size > 1 {
+                if together { comm.finalize() } else { comm.abort(code: 1, message: nil) }
+            }
             throw ExitCode(1)
         }
     }
