@@ -11,4 +11,15 @@ if command -v python3 >/dev/null && ! python3 -c "import h5py" 2>/dev/null; then
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 swift build -c release --build-tests
-swift test -c release --skip-build "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+swift test -c release --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
+# XCTest's last summary line counts every test; restate it plainly.
+summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1 || true)
+if [[ $summary =~ Executed\ ([0-9]+)\ tests?,\ with\ ([0-9]+)\ failure ]]; then
+    total=${BASH_REMATCH[1]} failed=${BASH_REMATCH[2]}
+    skipped=$(grep -cE "Test Case .* skipped" "$log" || true)
+    echo "tests: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
+fi
+exit $status
