@@ -170,7 +170,12 @@ public final class Trainer {
             let l = try MetricsLog(directory: config.outDir)
             if resume { try l.truncate(afterStep: resumeStep) }
             rootLog = l
-            try config.toTOML().write(toFile: config.outDir + "/config.toml", atomically: true, encoding: .utf8)
+            try AtomicFile.write(to: config.outDir + "/config.toml") { tmp in
+                // (Foundation's atomic write leaves an empty directory in /tmp on Linux.)
+                guard FileManager.default.createFile(atPath: tmp, contents: Data(config.toTOML().utf8)) else {
+                    throw TrainError("cannot write \(tmp)")
+                }
+            }
         }
         log = rootLog
         progress = comm.isRoot ? ProgressLine(total: max(1, config.maxIters - step), label: "train") : nil
