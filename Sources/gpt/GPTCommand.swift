@@ -7,7 +7,7 @@ struct GPTCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpt",
         abstract: "SwiftGPT: train, sample and evaluate GPTs on a CPU cluster with MPI.",
-        subcommands: [PrepareCommand.self, TrainCommand.self, SampleCommand.self, EvalCommand.self,
+        subcommands: [PrepareCommand.self, TokenizerCommand.self, TrainCommand.self, SampleCommand.self, EvalCommand.self,
                       InspectCommand.self, BenchCommand.self, SelfTestCommand.self])
 }
 
