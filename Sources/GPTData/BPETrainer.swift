@@ -79,8 +79,8 @@ public enum BPETrainer {
     /// Each step merges the most frequent adjacent pair (ties: the smaller
     /// left id, then the smaller right id), until the vocabulary is full or
     /// no pair occurs `minPairCount` times; so a small text can give a
-    /// smaller vocabulary than asked for. `progress` is called now and then
-    /// with the number of merges made.
+    /// smaller vocabulary than asked for. `progress` is called every few
+    /// seconds with the number of merges made so far.
     public static func train(words: WordCounts, vocabSize: Int,
                              specialTokens: [String] = [BPETokenizer.endOfText],
                              progress: ((Int) -> Void)? = nil) throws -> BPETokenizer {
@@ -159,7 +159,6 @@ private struct MergeLearner {
                 lastReport = Date()
             }
         }
-        progress?(merges.count)
         return merges
     }
 

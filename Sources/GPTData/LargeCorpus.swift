@@ -173,23 +173,23 @@ final class DocumentStream {
         }
     }
 
+    /// A reusable read buffer.
+    private var scratch = [UInt8](repeating: 0, count: DocumentBatcher.readBytes)
+
     /// Appends up to `count` bytes to `buffer`; returns how many (0 at the end of the document).
     func read(_ count: Int, into buffer: inout [UInt8]) throws -> Int {
-        let old = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: count))
+        if scratch.count < count { scratch = [UInt8](repeating: 0, count: count) }
         var got = 0
         while got < count {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + old + got, count - got) }
+            let n = scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + got, count - got) }
             if n < 0 {
                 if errno == EINTR { continue }
-                let reason = errnoDescription()
-                buffer.removeLast(count)
-                throw DataError("\(document.path): read failed: \(reason)")
+                throw DataError("\(document.path): read failed: \(errnoDescription())")
             }
             if n == 0 { break }
             got += n
         }
-        buffer.removeLast(count - got)
+        buffer.append(contentsOf: scratch[..<got])
         if got == 0, let process {
             process.waitUntilExit()
             guard process.terminationReason == .exit && process.terminationStatus == 0 else {
@@ -267,8 +267,9 @@ final class DocumentBatcher {
         var batch: [DocumentSegment] = []
         var size = 0
         func emit(_ count: Int, endsDocument: Bool, endsTrain: Bool = false) {
-            batch.append(DocumentSegment(document: current, bytes: Array(pending[..<count]), endsDocument: endsDocument,
-                                         endsTrain: endsTrain))
+            // An exact-size copy: Array(pending[...]) could share pending's larger buffer.
+            let bytes = pending.withUnsafeBufferPointer { Array(UnsafeBufferPointer(rebasing: $0[..<count])) }
+            batch.append(DocumentSegment(document: current, bytes: bytes, endsDocument: endsDocument, endsTrain: endsTrain))
             pending.removeFirst(count)
             size += count
         }
@@ -567,8 +568,7 @@ public func prepareBPECorpus(documents: [CorpusDocument], sources: [String], out
             try file.setAttribute("tokenizer", tokenizer.serialized())
             try file.setAttribute("source", sources.joined(separator: "\n"))
             try file.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
-            let writer: any SplitWriter = TokenDType.fitting(vocabSize: tokenizer.vocabSize) == .uint16
-                ? try TypedSplitWriter<UInt16>(file: file) : try TypedSplitWriter<UInt32>(file: file)
+            let writer = try SplitWriter(file: file, dtype: TokenDType.fitting(vocabSize: tokenizer.vocabSize))
             let encoder = BPEEncoder(tokenizer: tokenizer, threads: options.threads)
             let batcher = DocumentBatcher(documents: documents, batchBytes: options.batchBytes, splitAtCharacter: splitAt)
             let reader = Prefetcher { try batcher.next().map { ($0, batcher.fileBytesDone) } }
@@ -696,42 +696,48 @@ public func measureEncoding(tokenizer: BPETokenizer, documents: [CorpusDocument]
 
 // MARK: - Writing and reading token streams
 
-/// Appends tokens to /train and /val through a buffer per split.
-private protocol SplitWriter: AnyObject {
-    var trainCount: Int { get }
-    var valCount: Int { get }
-    func append(_ tokens: [Int32], val: Bool) throws
-    func finish() throws
-}
-
-private final class TypedSplitWriter<T: H5Scalar & FixedWidthInteger>: SplitWriter {
-    static var bufferTokens: Int { 1 << 20 }
-    private let datasets: [H5AppendableDataset<T>]
-    private var buffers: [[T]] = [[], []]
+/// Appends tokens to /train and /val through a buffer per split, as uint16 or uint32.
+private final class SplitWriter {
+    static let bufferTokens = 1 << 20
+    private let datasets16: [H5AppendableDataset<UInt16>]
+    private let datasets32: [H5AppendableDataset<UInt32>]
+    private var buffers: [[Int32]] = [[], []]
     private(set) var trainCount = 0
     private(set) var valCount = 0
 
-    init(file: H5File) throws {
-        datasets = [try file.createExtendible(CorpusSplit.train.datasetPath, type: T.self, chunk: CorpusFile.chunkTokens),
-                    try file.createExtendible(CorpusSplit.val.datasetPath, type: T.self, chunk: CorpusFile.chunkTokens)]
+    init(file: H5File, dtype: TokenDType) throws {
+        func make<T: H5Scalar>(_ type: T.Type) throws -> [H5AppendableDataset<T>] {
+            try CorpusSplit.allCases.map {
+                try file.createExtendible($0.datasetPath, type: T.self, chunk: CorpusFile.chunkTokens)
+            }
+        }
+        datasets16 = dtype == .uint16 ? try make(UInt16.self) : []
+        datasets32 = dtype == .uint32 ? try make(UInt32.self) : []
+        buffers[0].reserveCapacity(Self.bufferTokens)
+        buffers[1].reserveCapacity(Self.bufferTokens)
     }
 
     func append(_ tokens: [Int32], val: Bool) throws {
         let s = val ? 1 : 0
-        for t in tokens { buffers[s].append(T(truncatingIfNeeded: t)) }
+        buffers[s].append(contentsOf: tokens)
         if val { valCount += tokens.count } else { trainCount += tokens.count }
         if buffers[s].count >= Self.bufferTokens { try flush(s) }
     }
 
     private func flush(_ s: Int) throws {
-        try datasets[s].append(buffers[s])
+        if datasets16.isEmpty {
+            try datasets32[s].append(buffers[s].map { UInt32(bitPattern: $0) })
+        } else {
+            try datasets16[s].append(buffers[s].map { UInt16(truncatingIfNeeded: $0) })
+        }
         buffers[s].removeAll(keepingCapacity: true)
     }
 
     func finish() throws {
         try flush(0)
         try flush(1)
-        for d in datasets { d.close() }
+        for d in datasets16 { d.close() }
+        for d in datasets32 { d.close() }
     }
 }
 
