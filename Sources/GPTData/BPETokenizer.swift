@@ -112,8 +112,8 @@ public struct BPETokenizer: Tokenizer, Equatable {
 
     /// Token ids of `text`; occurrences of a special token's text become its id.
     public func encodeChecked(_ text: String) throws -> [Int32] {
-        var utf8 = Array(text.utf8)
-        return utf8.withUnsafeMutableBufferPointer { bytes in
+        let utf8 = Array(text.utf8)
+        return utf8.withUnsafeBufferPointer { bytes in
             var ids: [Int32] = []
             let encoder = BPEEncoder(tokenizer: self, threads: 1)
             var start = 0
@@ -456,7 +456,7 @@ public final class BPEEncoder {
 /// One thread's encoder: the pre-token split, the merge loop and a word -> ids cache.
 final class WordCache: @unchecked Sendable {
     private let tables: BPETables
-    private var table = WordTable(capacity: 1 << 16)
+    private var table = WordTable(capacity: 1 << 10)
     /// ids of entry e: ids[idStart[e] ..< idStart[e + 1]].
     private var ids: [Int32] = []
     private var idStart: [Int] = [0]

@@ -60,9 +60,11 @@ public struct WordCounts {
 
     /// The count of the word `word`, 0 if absent.
     public func count(of word: [UInt8]) -> Int {
-        word.withUnsafeBufferPointer { w in
-            guard let p = w.baseAddress ?? UnsafePointer(bitPattern: 1) else { return 0 }
-            return table.find(p, w.count, hash: hashBytes(p, w.count)).map { counts[$0] } ?? 0
+        var word = word
+        word.append(0) // a valid pointer even for the empty word
+        return word.withUnsafeBufferPointer { w in
+            let n = w.count - 1
+            return table.find(w.baseAddress!, n, hash: hashBytes(w.baseAddress!, n)).map { counts[$0] } ?? 0
         }
     }
 }

@@ -10,6 +10,15 @@ import Glibc
 import Darwin
 #endif
 
+/// read(2) and glob(3), named apart from the methods that use them.
+#if canImport(Glibc)
+private let systemRead = Glibc.read
+private let systemGlob = Glibc.glob
+#elseif canImport(Darwin)
+private let systemRead = Darwin.read
+private let systemGlob = Darwin.glob
+#endif
+
 // MARK: - Documents
 
 /// One input document: a text file, possibly gzip- or xz-compressed.
@@ -112,7 +121,7 @@ public enum CorpusInputs {
     private static func glob(_ pattern: String) throws -> [String] {
         var result = glob_t()
         defer { globfree(&result) }
-        let status = Glibc.glob(pattern, 0, nil, &result)
+        let status = systemGlob(pattern, 0, nil, &result)
         if status == GLOB_NOMATCH { return [] }
         guard status == 0 else { throw DataError("\(pattern): cannot expand the pattern (glob error \(status))") }
         var paths: [String] = []
@@ -181,7 +190,7 @@ final class DocumentStream {
         if scratch.count < count { scratch = [UInt8](repeating: 0, count: count) }
         var got = 0
         while got < count {
-            let n = scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + got, count - got) }
+            let n = scratch.withUnsafeMutableBytes { systemRead(fd, $0.baseAddress! + got, count - got) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw DataError("\(document.path): read failed: \(errnoDescription())")
@@ -898,7 +907,6 @@ public final class StreamProgress {
     private let start = Date()
     private var last = Date.distantPast
     private let terminal = isatty(2) != 0
-    private var drawn = false
 
     public init(label: String, total: Int, unit: Unit) {
         self.label = label
@@ -950,7 +958,6 @@ public final class StreamProgress {
         } else {
             out = text + "\n"
         }
-        drawn = true
         FileHandle.standardError.write(Data(out.utf8))
     }
 }
