@@ -177,6 +177,26 @@ final class LargeCorpusTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("bad.h5")))
     }
 
+    func testVocabulariesAbove65536UseUInt32Tokens() throws {
+        // Every pair of bytes as a merge: 65,536 two-byte tokens, vocab 65,793, stored as a ~600 KB attribute.
+        var merges: [BPEMerge] = []
+        for a in 0..<256 { for b in 0..<256 { merges.append(BPEMerge(Int32(a), Int32(b))) } }
+        let tok = try BPETokenizer(merges: merges)
+        XCTAssertEqual(tok.vocabSize, 65_793)
+        let docs = try makeDocuments("corpus", count: 4)
+        var options = BPECorpusOptions()
+        options.split = .byDocument(fraction: 0.1, documents: 1)
+        let output = dir.file("wide.h5")
+        let report = try prepareBPECorpus(inputs: [dir.file("corpus")], output: output, tokenizer: tok, options: options)
+        XCTAssertEqual(report.info.dtype, .uint32)
+        XCTAssertEqual(try H5File.open(output).elementType(of: "/val"), .uint32)
+        let train = try tokens(output, .train), val = try tokens(output, .val)
+        XCTAssertTrue((train + val).contains { $0 > 65_535 })
+        let decoded = documents(of: tok.decode(train)) + documents(of: tok.decode(val))
+        XCTAssertEqual(decoded.sorted(), docs.values.sorted())
+        XCTAssertEqual(try storedTokenizer(in: output) as? BPETokenizer, tok)
+    }
+
     // MARK: - Split at a fraction
 
     func testSplitAtFractionHasTheCharacterCorpusValText() throws {
