@@ -63,6 +63,7 @@ func scalarDescription(_ scalar: Unicode.Scalar) -> String {
 /// How to rebuild each kind of tokenizer from its serialized form; new kinds register here.
 private let tokenizerFactories: [String: @Sendable (String) throws -> any Tokenizer] = [
     CharTokenizer.kindName: { try CharTokenizer(serialized: $0) },
+    BPETokenizer.kindName: { try BPETokenizer(serialized: $0) },
 ]
 
 /// Kinds `makeTokenizer` knows, sorted.

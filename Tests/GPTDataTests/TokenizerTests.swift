@@ -53,7 +53,7 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(rebuilt as? CharTokenizer, original)
         XCTAssertEqual(rebuilt.encode("za\né"), [0, 3, 1, 2])
         XCTAssertThrowsError(try makeTokenizer(kind: "bpe2", serialized: "")) {
-            XCTAssertEqual("\($0)", "unknown tokenizer kind 'bpe2' (known: char)")
+            XCTAssertEqual("\($0)", "unknown tokenizer kind 'bpe2' (known: bpe, char)")
         }
         XCTAssertThrowsError(try makeTokenizer(kind: "char", serialized: "")) {
             XCTAssertEqual("\($0)", "invalid serialized 'char' tokenizer: the vocabulary is empty")
