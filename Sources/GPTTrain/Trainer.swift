@@ -31,7 +31,8 @@ public final class Trainer {
     private let B: Int, T: Int, accum: Int
     private let inputs: UnsafeMutablePointer<Int32>
     private let targets: UnsafeMutablePointer<Int32>
-    private let sgemmGFLOPS: Double
+    /// cblas_sgemm GFLOP/s on this rank: the best seen by the calibrations at start-up and at each evaluation.
+    private var sgemmGFLOPS: Double
     private let watchdog: Watchdog?
     private var nonfiniteRun = 0
     private var nonfiniteTotal = 0
@@ -479,6 +480,8 @@ public final class Trainer {
     }
 
     private func evaluateAndCheckpoint() throws {
+        // Recalibrate: a machine that was busy at start-up must not inflate the ratio for the whole run.
+        sgemmGFLOPS = max(sgemmGFLOPS, Trainer.calibrateSGEMM(C: model.config.nEmbd, N: min(B * T, 2048)))
         let t0 = monotonicSeconds()
         let (trainLoss, valLoss) = try estimateLoss()
         let isBest = valLoss < bestValLoss
