@@ -1,8 +1,10 @@
 // The Communicator: the one place where the trainer talks to MPI.
 //
 // Every rank holds one `Communicator.world`. Its first use initialises MPI
-// (MPI_THREAD_FUNNELED: only the thread that initialised MPI may call it);
-// a process started without `mpirun` becomes an MPI singleton, a world of one.
+// (MPI_THREAD_SERIALIZED): one thread at a time owns MPI, at first the one
+// that initialised it; a `BackgroundAllreducer` borrows it for its
+// communication thread while the owner computes, and hands it back. A process
+// started without `mpirun` becomes an MPI singleton, a world of one.
 //
 // Errors: the world communicator uses MPI_ERRORS_RETURN and every return code
 // is checked. A failed call prints one line naming the rank, the call and
@@ -77,8 +79,10 @@ public enum IntegerReduction: Sendable, CustomStringConvertible {
 /// Time this rank spent inside communication calls, accumulated since the last reset.
 ///
 /// `exposedSeconds` is the communication time the trainer could not hide behind
-/// computation: blocking collectives, waits on non-blocking requests, and the
-/// MPI progress calls made between layers.
+/// computation: blocking collectives, waits on non-blocking requests (and on a
+/// `BackgroundAllreducer`'s round), and the MPI progress calls made between layers.
+/// `backgroundSeconds` is the time a communication thread spent reducing while
+/// the caller computed: communication that overlap hid, wholly or partly.
 public struct CommunicationTiming: Sendable {
     /// Seconds inside blocking collectives (allreduce, broadcast, barrier, allgather).
     public var blockingSeconds = 0.0
@@ -86,9 +90,11 @@ public struct CommunicationTiming: Sendable {
     public var waitSeconds = 0.0
     /// Seconds inside `progress()` and `AllreduceRequest.test()`.
     public var progressSeconds = 0.0
+    /// Seconds a `BackgroundAllreducer`'s communication thread had buckets in flight (first start to last completion).
+    public var backgroundSeconds = 0.0
     /// Number of blocking collectives.
     public var blockingCalls = 0
-    /// Number of non-blocking allreduces started.
+    /// Number of non-blocking allreduces started (including a `BackgroundAllreducer`'s buckets).
     public var nonBlockingCalls = 0
     /// Bytes passed to allreduce and iallreduce (this rank's buffer sizes, not wire traffic).
     public var reducedBytes = 0
@@ -103,9 +109,10 @@ public struct CommunicationTiming: Sendable {
 
 /// The MPI world as seen by one rank: identity, collectives and non-blocking allreduce.
 ///
-/// All methods must be called from the thread that first touched `world`
-/// (normally the main thread). Collectives must be called by every rank, in the
-/// same order, with the same counts and the same root.
+/// All methods must be called from the thread that owns MPI: the one that first
+/// touched `world` (normally the main thread), except while a
+/// `BackgroundAllreducer` has borrowed it. Collectives must be called by every
+/// rank, in the same order, with the same counts and the same root.
 public final class Communicator {
     /// The world of all ranks started together; the first access initialises MPI.
     public static let world = Communicator()
@@ -132,7 +139,9 @@ public final class Communicator {
 
     let comm: MPI_Comm?
     private var localComm: MPI_Comm?
-    private let initThread: pthread_t
+    /// The thread that may call MPI now (MPI_THREAD_SERIALIZED); guarded by `ownerLock`.
+    private var owner: pthread_t
+    private let ownerLock = NSLock()
     /// Non-blocking allreduces not yet known to be complete, oldest first.
     var outstanding: [AllreduceRequest] = []
 
@@ -149,16 +158,17 @@ public final class Communicator {
             Communicator.exitBeforeInit("MPI was initialised outside Communicator; only Communicator.world may call MPI_Init")
         }
         var provided: Int32 = 0
-        let rc = MPI_Init_thread(nil, nil, swiftgpt_mpi_thread_funneled(), &provided)
+        let rc = MPI_Init_thread(nil, nil, swiftgpt_mpi_thread_serialized(), &provided)
         guard rc == MPI_SUCCESS else {
             Communicator.exitBeforeInit("MPI_Init_thread failed: \(Communicator.errorText(rc)); "
                 + "is Open MPI installed (openmpi-bin) and, under mpirun, are all ranks started the same way?")
         }
-        initThread = pthread_self()
+        owner = pthread_self()
         let world = swiftgpt_mpi_comm_world()
         comm = world
-        guard provided >= swiftgpt_mpi_thread_funneled() else {
-            Communicator.abortBeforeInit(world, "MPI provides thread level \(provided), but MPI_THREAD_FUNNELED is required")
+        guard provided >= swiftgpt_mpi_thread_serialized() else {
+            Communicator.abortBeforeInit(world, "MPI provides thread level \(provided), but MPI_THREAD_SERIALIZED is required "
+                + "(the gradient allreduce runs on its own thread); use an Open MPI built with thread support")
         }
         Communicator.checkBeforeInit(world, MPI_Comm_set_errhandler(world, swiftgpt_mpi_errors_return()),
                                      "MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN)")
@@ -454,10 +464,25 @@ public final class Communicator {
     /// Checks that MPI may be called here and now.
     func enter(_ what: String) {
         if isFinalized { fail("\(what) called after finalize()") }
-        if pthread_equal(pthread_self(), initThread) == 0 {
-            fail("\(what) called from a thread other than the one that initialised MPI "
-                 + "(MPI_THREAD_FUNNELED: only that thread may call MPI)")
+        if !callerOwnsMPI {
+            fail("\(what) called from a thread that does not own MPI now (MPI_THREAD_SERIALIZED: only the "
+                 + "thread that initialised MPI may call it, and not while a BackgroundAllreducer is reducing)")
         }
+    }
+
+    /// Whether the calling thread is the one allowed to call MPI now.
+    var callerOwnsMPI: Bool {
+        ownerLock.lock()
+        defer { ownerLock.unlock() }
+        return pthread_equal(pthread_self(), owner) != 0
+    }
+
+    /// Passes MPI to `thread`; only the current owner may do this.
+    func handOverMPI(to thread: pthread_t, _ what: @autoclosure () -> String) {
+        enter(what())
+        ownerLock.lock()
+        owner = thread
+        ownerLock.unlock()
     }
 
     /// Turns a non-success MPI return code into one clear line and a job abort.
