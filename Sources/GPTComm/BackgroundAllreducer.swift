@@ -210,46 +210,38 @@ private final class ReducerState {
     /// One round: start buckets as they arrive, test them every poll interval, wait for the rest at `finish`.
     private func runRound() {
         let comm = communicator
-        var outstanding: [Bucket] = []
+        let requests = RequestSet(comm: comm)
         var round = BackgroundAllreducer.Round()
         var firstStart = 0.0
-        var lastCompletion = 0.0
-        var finishRequested = false
         while true {
-            // Take new buckets and the caller's finish request.
+            // Take new buckets and the caller's finish request together.
             let (arrived, finishing) = withLock { () -> ([(UnsafeMutablePointer<Float>, Int)], Bool) in
                 defer { queue.removeAll(keepingCapacity: true) }
                 return (queue, self.finishing)
             }
             for (buffer, count) in arrived {
                 if round.buckets == 0 { firstStart = MPI_Wtime() }
-                outstanding.append(Bucket(comm: comm, buffer: buffer, count: count))
+                requests.start(buffer, count: count)
                 round.buckets += 1
                 round.floats += count
             }
-            if finishing && !finishRequested {
-                finishRequested = true
-                round.completedBeforeFinish = round.buckets - outstanding.filter { !$0.isComplete }.count
-            }
             if finishing {
-                // The caller is waiting: nothing to overlap with any more, so block.
-                for bucket in outstanding { bucket.wait() }
-                lastCompletion = MPI_Wtime()
-                outstanding.removeAll()
+                // The caller is waiting: nothing left to overlap with, so block until done.
+                round.completedBeforeFinish = requests.completedBuckets
+                requests.waitAll()
                 break
             }
-            if outstanding.contains(where: { !$0.isComplete }) {
-                for bucket in outstanding where !bucket.isComplete { bucket.test() }
+            if requests.running > 0 {
+                requests.testSome()
                 round.polls += 1
-                if !outstanding.contains(where: { !$0.isComplete }) { lastCompletion = MPI_Wtime() }
             }
             withLock {
                 if queue.isEmpty && !self.finishing {
-                    if outstanding.contains(where: { !$0.isComplete }) { wait(seconds: pollInterval) } else { wait() }
+                    if requests.running > 0 { wait(seconds: pollInterval) } else { wait() }
                 }
             }
         }
-        round.busySeconds = round.buckets > 0 ? max(0, lastCompletion - firstStart) : 0
+        round.busySeconds = round.buckets > 0 ? max(0, requests.lastCompletion - firstStart) : 0
         // MPI goes back to the caller before it is told the round is over.
         comm.handOverMPI(to: caller, "BackgroundAllreducer round end")
         withLock {
@@ -261,22 +253,32 @@ private final class ReducerState {
     }
 }
 
-// MARK: - One bucket
+// MARK: - The requests of a round
 
-/// One in-place MPI_Iallreduce (sum) of a bucket, divided by the number of ranks when complete.
-private final class Bucket {
+/// The running MPI_Iallreduce (sum) requests of a round, tested together; a bucket is
+/// divided by the number of ranks (the mean) as soon as all its pieces are complete.
+private final class RequestSet {
     let comm: Communicator
-    let buffer: UnsafeMutablePointer<Float>
-    let count: Int
+    /// One handle per piece (buckets beyond 2^30 floats have several); MPI_REQUEST_NULL once complete.
     private var handles: [MPI_Request?] = []
-    private(set) var isComplete = false
+    /// Bucket of each handle.
+    private var owner: [Int] = []
+    private var buckets: [(buffer: UnsafeMutablePointer<Float>, count: Int, pieces: Int)] = []
+    private var indices: [Int32] = []
+    /// Pieces still running.
+    private(set) var running = 0
+    /// Buckets whose mean is in place.
+    private(set) var completedBuckets = 0
+    /// MPI_Wtime when the last bucket completed.
+    private(set) var lastCompletion = 0.0
 
-    init(comm: Communicator, buffer: UnsafeMutablePointer<Float>, count: Int) {
-        self.comm = comm
-        self.buffer = buffer
-        self.count = count
+    init(comm: Communicator) { self.comm = comm }
+
+    /// Starts the in-place sum of a bucket, in pieces MPI's 32-bit counts can hold.
+    func start(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
         comm.enter("MPI_Iallreduce on the communication thread")
-        var done = 0
+        let bucket = buckets.count
+        var pieces = 0, done = 0
         while done < count {
             let n = min(count - done, Communicator.maxChunk)
             var handle: MPI_Request? = swiftgpt_mpi_request_null()
@@ -284,36 +286,46 @@ private final class Bucket {
                                       swiftgpt_mpi_sum(), comm.comm, &handle),
                        "MPI_Iallreduce(\(n) floats, sum) on the communication thread")
             handles.append(handle)
+            owner.append(bucket)
+            pieces += 1
             done += n
         }
-        if handles.isEmpty { complete() }
+        buckets.append((buffer, count, pieces))
+        running += pieces
+        if pieces == 0 { complete(bucket) }
     }
 
-    /// One MPI_Test per unfinished piece; completes the bucket when all are done.
-    func test() {
-        var allDone = true
-        for i in handles.indices where handles[i] != swiftgpt_mpi_request_null() {
-            var flag: Int32 = 0
-            comm.check(MPI_Test(&handles[i], &flag, swiftgpt_mpi_status_ignore()),
-                       "MPI_Test(iallreduce of \(count) floats) on the communication thread")
-            if flag == 0 { allDone = false }
-        }
-        if allDone { complete() }
+    /// One MPI_Testsome over every running piece: lets MPI move them all forward, completes the finished.
+    func testSome() {
+        guard running > 0 else { return }
+        if indices.count < handles.count { indices = [Int32](repeating: 0, count: handles.count) }
+        var outcount: Int32 = 0
+        comm.check(MPI_Testsome(Int32(handles.count), &handles, &outcount, &indices, swiftgpt_mpi_statuses_ignore()),
+                   "MPI_Testsome(\(running) allreduce pieces) on the communication thread")
+        guard outcount > 0 else { return }  // MPI_UNDEFINED (negative) cannot happen while pieces run
+        for k in 0..<Int(outcount) { finished(piece: Int(indices[k])) }
     }
 
-    /// Blocks until every piece is done.
-    func wait() {
-        guard !isComplete else { return }
-        for i in handles.indices where handles[i] != swiftgpt_mpi_request_null() {
-            comm.check(MPI_Wait(&handles[i], swiftgpt_mpi_status_ignore()),
-                       "MPI_Wait(iallreduce of \(count) floats) on the communication thread")
-        }
-        complete()
+    /// Blocks until every piece is complete.
+    func waitAll() {
+        guard running > 0 else { return }
+        let open = handles.indices.filter { handles[$0] != swiftgpt_mpi_request_null() }
+        comm.check(MPI_Waitall(Int32(handles.count), &handles, swiftgpt_mpi_statuses_ignore()),
+                   "MPI_Waitall(\(running) allreduce pieces) on the communication thread")
+        for piece in open { finished(piece: piece) }
+    }
+
+    private func finished(piece: Int) {
+        running -= 1
+        let bucket = owner[piece]
+        buckets[bucket].pieces -= 1
+        if buckets[bucket].pieces == 0 { complete(bucket) }
     }
 
     /// The mean: the same division the blocking `allreduce(.mean)` does, element by element.
-    private func complete() {
-        isComplete = true
-        Communicator.divide(buffer, count: count, by: Float(comm.size))
+    private func complete(_ bucket: Int) {
+        Communicator.divide(buckets[bucket].buffer, count: buckets[bucket].count, by: Float(comm.size))
+        completedBuckets += 1
+        lastCompletion = MPI_Wtime()
     }
 }
