@@ -114,12 +114,14 @@ public final class BackgroundAllreducer {
     /// the communication thread's busy time goes to `timing.backgroundSeconds`.
     public func finish() {
         let t0 = MPI_Wtime()
-        let round: Round? = state.withLock {
-            guard state.active else { return nil }
-            state.finishing = true
-            state.signal()
-            while state.active { state.wait() }
-            return state.lastRound
+        let round: Round? = communicator.blocking("gradient allreduce (communication thread)") {
+            state.withLock {
+                guard state.active else { return nil }
+                state.finishing = true
+                state.signal()
+                while state.active { state.wait() }
+                return state.lastRound
+            }
         }
         guard var round else { return }
         let waited = MPI_Wtime() - t0

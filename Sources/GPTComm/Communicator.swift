@@ -137,6 +137,26 @@ public final class Communicator {
     /// Whether `finalize()` has run; no MPI call is allowed afterwards.
     public private(set) var isFinalized = false
 
+    /// Seconds one blocking call (a collective, a wait, the end of a `BackgroundAllreducer` round)
+    /// may last before this rank aborts the job; 0, the default, waits forever.
+    ///
+    /// Open MPI ends the job when a rank dies, but not when one hangs or its network goes
+    /// silent; this limit turns such a hang into one error line and a job abort.
+    public var collectiveTimeout: Double = 0 {
+        didSet {
+            watchdog = nil
+            guard collectiveTimeout > 0 else { return }
+            let label = self.label, limit = collectiveTimeout, world = comm
+            watchdog = CollectiveWatchdog(limit: limit) { what, elapsed in
+                Communicator.printError(String(format: "gpt: %@: %@ has not completed after %.0f s (collective_timeout = %g s): "
+                    + "another rank is hung, stopped or unreachable; aborting all ranks", label as NSString, what as NSString, elapsed, limit))
+                MPI_Abort(world, 1)
+                _exit(1)
+            }
+        }
+    }
+    private var watchdog: CollectiveWatchdog?
+
     let comm: MPI_Comm?
     private var localComm: MPI_Comm?
     /// The thread that may call MPI now (MPI_THREAD_SERIALIZED); guarded by `ownerLock`.
@@ -349,7 +369,7 @@ public final class Communicator {
     public func barrier() {
         enter("barrier")
         let t0 = MPI_Wtime()
-        check(MPI_Barrier(comm), "MPI_Barrier")
+        check(blocking("barrier") { MPI_Barrier(comm) }, "MPI_Barrier")
         noteBlocking(since: t0)
     }
 
@@ -364,8 +384,9 @@ public final class Communicator {
         var send = value
         var result = [Double](repeating: 0, count: size)
         let t0 = MPI_Wtime()
-        check(MPI_Allgather(&send, 1, swiftgpt_mpi_double(), &result, 1, swiftgpt_mpi_double(), comm),
-              "MPI_Allgather(1 double)")
+        check(blocking("allgather(1 double)") {
+            MPI_Allgather(&send, 1, swiftgpt_mpi_double(), &result, 1, swiftgpt_mpi_double(), comm)
+        }, "MPI_Allgather(1 double)")
         noteBlocking(since: t0)
         return result
     }
@@ -382,9 +403,10 @@ public final class Communicator {
         var flat = [UInt64](repeating: 0, count: count * size)
         let t0 = MPI_Wtime()
         values.withUnsafeBufferPointer { send in
-            check(MPI_Allgather(send.baseAddress, Int32(count), swiftgpt_mpi_uint64(),
-                                &flat, Int32(count), swiftgpt_mpi_uint64(), comm),
-                  "MPI_Allgather(\(count) uint64)")
+            check(blocking("allgather(\(count) uint64)") {
+                MPI_Allgather(send.baseAddress, Int32(count), swiftgpt_mpi_uint64(),
+                              &flat, Int32(count), swiftgpt_mpi_uint64(), comm)
+            }, "MPI_Allgather(\(count) uint64)")
         }
         noteBlocking(since: t0)
         return (0..<size).map { Array(flat[($0 * count)..<(($0 + 1) * count)]) }
@@ -406,9 +428,10 @@ public final class Communicator {
         var received = [UInt8](repeating: 0, count: Swift.max(total, 1))
         let send = [UInt8](data)
         let t0 = MPI_Wtime()
-        check(MPI_Allgatherv(send, Int32(send.count), swiftgpt_mpi_byte(),
-                             &received, counts, displacements, swiftgpt_mpi_byte(), comm),
-              "MPI_Allgatherv(\(send.count) bytes)")
+        check(blocking("allgather(\(send.count) bytes)") {
+            MPI_Allgatherv(send, Int32(send.count), swiftgpt_mpi_byte(),
+                           &received, counts, displacements, swiftgpt_mpi_byte(), comm)
+        }, "MPI_Allgatherv(\(send.count) bytes)")
         noteBlocking(since: t0)
         return (0..<size).map { Data(received[Int(displacements[$0])..<(Int(displacements[$0]) + lengths[$0])]) }
     }
@@ -511,6 +534,12 @@ public final class Communicator {
         exit(1)
     }
 
+    /// Runs `body`, a blocking MPI call named `what`, under `collectiveTimeout`.
+    func blocking<T>(_ what: @autoclosure () -> String, _ body: () -> T) -> T {
+        guard let watchdog else { return body() }
+        return watchdog.guarded(what(), body)
+    }
+
     /// Checks a caller-given element count.
     func validate(count: Int, _ what: @autoclosure () -> String) {
         if count < 0 { fail("\(what()): count must not be negative") }
@@ -529,7 +558,7 @@ public final class Communicator {
         var done = 0
         while done < count {
             let n = Swift.min(count - done, Communicator.maxChunk)
-            check(MPI_Allreduce(swiftgpt_mpi_in_place(), base + done * stride, Int32(n), type, op, comm),
+            check(blocking(what()) { MPI_Allreduce(swiftgpt_mpi_in_place(), base + done * stride, Int32(n), type, op, comm) },
                   "MPI_Allreduce in " + what())
             done += n
         }
@@ -546,7 +575,7 @@ public final class Communicator {
         var done = 0
         repeat {
             let n = Swift.min(count - done, Communicator.maxChunk)
-            check(MPI_Bcast(base + done * stride, Int32(n), type, root32, comm), "MPI_Bcast in " + what())
+            check(blocking(what()) { MPI_Bcast(base + done * stride, Int32(n), type, root32, comm) }, "MPI_Bcast in " + what())
             done += n
         } while done < count
         noteBlocking(since: t0)

@@ -1,10 +1,12 @@
 // A test hook for failure drills: one rank of a training run SIGKILLs itself
-// at a chosen step, as a crashed or OOM-killed process would vanish, so that
-// tests can prove the job ends instead of hanging. Inert unless both
+// at a chosen step, as a crashed or OOM-killed process would vanish, or
+// SIGSTOPs itself, as a hung node would stop answering, so that tests can
+// prove the job ends instead of hanging. Inert unless both of the first two
 // environment variables are set:
 //
-//   SWIFTGPT_TEST_KILL_RANK=R   the rank that dies
-//   SWIFTGPT_TEST_KILL_STEP=S   it dies when it starts step S (after S finished steps)
+//   SWIFTGPT_TEST_KILL_RANK=R      the rank that dies
+//   SWIFTGPT_TEST_KILL_STEP=S      it dies when it starts step S (after S finished steps)
+//   SWIFTGPT_TEST_KILL_SIGNAL=KILL KILL (the default) or STOP
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -12,16 +14,27 @@ import Glibc
 
 // MARK: - KillSwitch
 
-/// Makes one rank kill itself with SIGKILL when it reaches a given step (a test hook).
+/// Makes one rank kill (or stop) itself when it reaches a given step (a test hook).
 public struct KillSwitch: Sendable, Equatable {
+    /// How the rank goes away.
+    public enum Signal: String, Sendable {
+        /// SIGKILL: the process vanishes, as after a crash or the OOM killer.
+        case kill = "KILL"
+        /// SIGSTOP: the process stays but stops running, as on a hung node.
+        case stop = "STOP"
+    }
+
     /// The rank that dies.
     public let rank: Int
     /// The step at whose start it dies.
     public let step: Int
+    /// The signal it sends itself.
+    public let signal: Signal
 
-    public init(rank: Int, step: Int) {
+    public init(rank: Int, step: Int, signal: Signal = .kill) {
         self.rank = rank
         self.step = step
+        self.signal = signal
     }
 
     /// The switch that SWIFTGPT_TEST_KILL_RANK and SWIFTGPT_TEST_KILL_STEP describe, nil when neither is set.
@@ -40,19 +53,24 @@ public struct KillSwitch: Sendable, Equatable {
         guard let step = Int(stepText), step >= 0 else {
             throw KillSwitchError("SWIFTGPT_TEST_KILL_STEP=\(stepText) is not a step; give a number >= 0 or unset it")
         }
-        return KillSwitch(rank: rank, step: step)
+        let signalText = environment["SWIFTGPT_TEST_KILL_SIGNAL"] ?? Signal.kill.rawValue
+        guard let signal = Signal(rawValue: signalText.uppercased()) else {
+            throw KillSwitchError("SWIFTGPT_TEST_KILL_SIGNAL=\(signalText) is not KILL or STOP")
+        }
+        return KillSwitch(rank: rank, step: step, signal: signal)
     }
 
-    /// On rank `rank` at step `step`: announces it on standard output, then sends itself SIGKILL.
+    /// On rank `rank` at step `step`: announces it on standard output, then sends itself the signal.
     ///
-    /// The line reads `rank R of N kills itself (SIGKILL) at step S at unix time T`, so a
-    /// test can time how long the job takes to end.
+    /// The line reads `rank R of N kills itself (SIGKILL) at step S at unix time T` (or
+    /// `stops itself (SIGSTOP)`), so a test can time how long the job takes to end.
     public func fire(rank current: Int, of size: Int, step now: Int) {
         guard current == rank, now == step else { return }
-        let line = String(format: "rank %d of %d kills itself (SIGKILL) at step %d at unix time %.3f\n",
-                          current, size, now, Date().timeIntervalSince1970)
+        let verb = signal == .kill ? "kills" : "stops"
+        let line = String(format: "rank %d of %d %@ itself (SIG%@) at step %d at unix time %.3f\n",
+                          current, size, verb as NSString, signal.rawValue as NSString, now, Date().timeIntervalSince1970)
         FileHandle.standardOutput.write(Data(line.utf8))
-        raise(SIGKILL)
+        raise(signal == .kill ? SIGKILL : SIGSTOP)
     }
 }
 

@@ -41,6 +41,7 @@ public final class Trainer {
     public init(config: TrainConfig, comm: Communicator = .world, resume: Bool = false) throws {
         cfg = config
         self.comm = comm
+        comm.collectiveTimeout = config.collectiveTimeout
         let resume = resume || config.initFrom == "resume"
         resumed = resume
         B = config.batchSize; T = config.blockSize; accum = config.gradientAccumulationSteps

@@ -104,6 +104,29 @@ final class TrainingEquivalenceTests: XCTestCase {
         XCTAssertFalse(metrics.contains("\"summary\""), "the run claims to have finished:\n\(metrics)")
     }
 
+    /// A rank that stops (SIGSTOP: alive but silent, as on a hung node) is not noticed by Open MPI;
+    /// collective_timeout makes the others abort the job.
+    func testHungRankEndsTrainingAfterTheCollectiveTimeout() throws {
+        let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
+        let corpus = try corpus(in: dir)
+        let args = Self.baseSettings(corpus: corpus, outDir: dir.file("hung"))
+            + ["--set", "batch_size=4", "--set", "max_iters=50", "--set", "collective_timeout=3"]
+        let result = try MPIHarness.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "4",
+                                         try MPIHarness.gptBinary(), "train"] + args,
+                                        timeout: 120,
+                                        environment: ["SWIFTGPT_TEST_KILL_RANK": "1", "SWIFTGPT_TEST_KILL_STEP": "3",
+                                                      "SWIFTGPT_TEST_KILL_SIGNAL": "STOP"])
+        XCTAssertFalse(result.timedOut, "the training job hung after rank 1 stopped:\n\(result.transcript)")
+        XCTAssertNotEqual(result.exitCode, 0, result.transcript)
+        XCTAssertTrue(result.stdout.contains("rank 1 of 4 stops itself (SIGSTOP) at step 3"), result.transcript)
+        XCTAssertTrue(result.stderr.contains("has not completed after 3 s (collective_timeout = 3 s): another rank is hung"),
+                      result.transcript)
+        let delay = try XCTUnwrap(MPIHarness.secondsFromEvent(in: result, marker: "at step 3 at unix time "), result.transcript)
+        print("rank 1 stopped at step 3: mpirun exited \(String(format: "%.2f", delay)) s later (collective_timeout 3 s)")
+        XCTAssertGreaterThan(delay, 2.5, "the job ended before the timeout could have fired")
+        XCTAssertLessThan(delay, 30, "mpirun took \(delay) s to end the job")
+    }
+
     /// A kill switch that names no rank of the world is refused before training starts.
     func testKillSwitchOutsideTheWorldIsRejected() throws {
         let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
