@@ -100,20 +100,18 @@ default_batch() {
     esac
 }
 
-# The value of KEY in the last "summary" record of metrics.jsonl in DIR.
-summary_field() {
-    local line
-    line=$(grep '"event":"summary"' "$1/metrics.jsonl" | tail -n 1)
-    [[ -n $line ]] || die "no summary in $1/metrics.jsonl"
-    sed -E "s/.*\"$2\":(-?[0-9.eE+-]+).*/\\1/" <<<"$line" | awk '{ printf "%.1f\n", $1 }'
-}
-
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# KEY of every "train" record of metrics.jsonl in DIR after the first step (which warms up), one a line.
+step_values() {
+    grep '"event":"train"' "$1/metrics.jsonl" | grep -v '"step":1,' \
+        | sed -E "s/.*\"$2\":(-?[0-9.eE+-]+).*/\\1/"
+}
 
 load() { cut -d ' ' -f 1-3 /proc/loadavg; }
 
-# Runs `gpt train` with LAUNCHER (a command prefix) and prints the summary fields:
-# tokens/s, ms/step, compute ms, exposed comm ms, background comm ms.
+# Runs `gpt train` with LAUNCHER (a command prefix) and prints, over its steps after the first:
+# median ms/step, fastest ms/step, median exposed communication ms, median communication-thread ms.
 train() {
     local name=$1 launcher=$2 shape=$3 b=$4
     shift 4
@@ -129,45 +127,51 @@ train() {
         tail -n 20 "$out.log" >&2
         die "run $name failed (log above)"
     fi
-    echo "$(summary_field "$out" tokens_per_s) $(summary_field "$out" ms_per_step) $(summary_field "$out" compute_ms_per_step)" \
-        "$(summary_field "$out" exposed_comm_ms_per_step) $(summary_field "$out" background_comm_ms_per_step)"
+    printf '%.1f %.1f %.1f %.1f\n' "$(step_values "$out" ms_per_step | median)" "$(step_values "$out" ms_per_step | sort -g | head -n 1)" \
+        "$(step_values "$out" comm_exposed_ms | median)" "$(step_values "$out" comm_background_ms | median)"
 }
 
 # MARK: - local: -np 2 vs -np 1
+
+# Prints "MEDIAN FASTEST" of the numbers on standard input.
+median_and_min() { local v; v=$(cat); echo "$(median <<<"$v") $(sort -g <<<"$v" | head -n 1)"; }
 
 bench_local() {
     local shape=$model
     [[ $shape == both ]] && shape=baby
     local b
     b=$(default_batch "$shape")
-    local cores
-    cores=$(nproc)
-    echo "local: $shape GPT, block 256, batch $b per rank, 1 thread per rank, $steps steps ($((steps - 1)) timed), $repeat repeats; $cores cores"
+    echo "local: $shape GPT, block 256, batch $b per rank, 1 thread per rank (bound to a core), $steps steps ($((steps - 1)) timed), $repeat repeats; $(nproc) cores; load before: $(load)"
     local one="mpirun -np 1 --bind-to core --map-by core -x SWIFTGPT_THREADS=1 -x OPENBLAS_NUM_THREADS=1"
     local two="mpirun -np 2 --bind-to core --map-by core -x SWIFTGPT_THREADS=1 -x OPENBLAS_NUM_THREADS=1"
-    local r res tok ms exp t1=() t2=() t2off=() e2=() e2off=()
+    local r res med best exp s1=() s2=() s2off=() b1=() b2=() b2off=() e2=() e2off=()
     for ((r = 1; r <= repeat; r++)); do
         res=$(train "np1-r$r" "$one" "$shape" "$b")
-        read -r tok ms _ _ _ <<<"$res"
-        t1+=("$tok")
-        echo "    np 1: $tok tokens/s, $ms ms/step" >&2
+        read -r med best _ _ <<<"$res"
+        s1+=("$med"); b1+=("$best")
+        echo "    np 1: $med ms/step (fastest $best)" >&2
         res=$(train "np2-overlap-r$r" "$two" "$shape" "$b" --set overlap_comm=true)
-        read -r tok ms _ exp _ <<<"$res"
-        t2+=("$tok"); e2+=("$exp")
-        echo "    np 2, overlap: $tok tokens/s, $ms ms/step, $exp ms exposed comm" >&2
+        read -r med best exp _ <<<"$res"
+        s2+=("$med"); b2+=("$best"); e2+=("$exp")
+        echo "    np 2, overlap: $med ms/step (fastest $best), $exp ms exposed communication" >&2
         res=$(train "np2-blocking-r$r" "$two" "$shape" "$b" --set overlap_comm=false)
-        read -r tok ms _ exp _ <<<"$res"
-        t2off+=("$tok"); e2off+=("$exp")
-        echo "    np 2, no overlap: $tok tokens/s, $ms ms/step, $exp ms exposed comm" >&2
+        read -r med best exp _ <<<"$res"
+        s2off+=("$med"); b2off+=("$best"); e2off+=("$exp")
+        echo "    np 2, no overlap: $med ms/step (fastest $best), $exp ms exposed communication" >&2
     done
-    local m1 m2 m2off
-    m1=$(printf '%s\n' "${t1[@]}" | median)
-    m2=$(printf '%s\n' "${t2[@]}" | median)
-    m2off=$(printf '%s\n' "${t2off[@]}" | median)
-    echo "median throughput: np 1 $m1 tokens/s; np 2 $m2 tokens/s (overlap), $m2off tokens/s (no overlap)"
-    echo "median exposed communication per step, np 2: $(printf '%s\n' "${e2[@]}" | median) ms (overlap), $(printf '%s\n' "${e2off[@]}" | median) ms (no overlap)"
-    awk -v a="$m2" -v b="$m2off" -v o="$m1" 'BEGIN {
-        printf "parallel efficiency (np 2 / np 1 throughput / 2): %.1f%% with overlap, %.1f%% without\n", 50 * a / o, 50 * b / o }'
+    local t1 t2 t2off f1 f2 f2off
+    t1=$(printf '%s\n' "${s1[@]}" | median); f1=$(printf '%s\n' "${b1[@]}" | sort -g | head -n 1)
+    t2=$(printf '%s\n' "${s2[@]}" | median); f2=$(printf '%s\n' "${b2[@]}" | sort -g | head -n 1)
+    t2off=$(printf '%s\n' "${s2off[@]}" | median); f2off=$(printf '%s\n' "${b2off[@]}" | sort -g | head -n 1)
+    echo "step time (median of runs' medians / fastest step): np 1 $t1 / $f1 ms; np 2 overlap $t2 / $f2 ms; np 2 no overlap $t2off / $f2off ms"
+    echo "exposed communication per step, np 2 (median): $(printf '%s\n' "${e2[@]}" | median) ms with overlap, $(printf '%s\n' "${e2off[@]}" | median) ms without"
+    awk -v b="$b" -v t1="$t1" -v t2="$t2" -v t2off="$t2off" -v f1="$f1" -v f2="$f2" -v f2off="$f2off" 'BEGIN {
+        tok = b * 256
+        printf "throughput (median): np 1 %.0f tokens/s; np 2 %.0f tokens/s with overlap, %.0f without\n", tok / t1 * 1e3, 2 * tok / t2 * 1e3, 2 * tok / t2off * 1e3
+        printf "parallel efficiency (throughput ratio / 2 = np 1 step time / np 2 step time):\n"
+        printf "  median steps:  %.1f%% with overlap, %.1f%% without\n", 100 * t1 / t2, 100 * t1 / t2off
+        printf "  fastest steps: %.1f%% with overlap, %.1f%% without\n", 100 * f1 / f2, 100 * f1 / f2off }'
+    echo "load after: $(load)"
 }
 
 # MARK: - cluster: overlap on vs off over shaped links
@@ -185,33 +189,36 @@ bench_cluster() {
     fi
     local shapes=$model
     [[ $model == both ]] && shapes="baby gpt2-small"
-    echo "cluster: 2 test hosts, $np rank(s), links $rate (bandwidth only: this kernel has no netem, so no latency), 1 thread per rank"
+    echo "cluster: 2 test hosts, $np rank(s), links $rate (bandwidth only: this kernel has no netem, so no latency), 1 thread per rank; load before: $(load)"
     local shape
     for shape in $shapes; do
         local b
         b=$(default_batch "$shape")
-        echo "$shape GPT, block 256, batch $b per rank, $steps steps ($((steps - 1)) timed), $repeat repeats"
-        local r res tok ms comp exp bg on_ms=() off_ms=() on_exp=() off_exp=() on_bg=() on_tok=() off_tok=()
+        echo "$shape GPT, block 256, batch $b per rank, $steps steps ($((steps - 1)) timed), $repeat repeats${bucket_mb:+, bucket_mb $bucket_mb}"
+        local r res med best exp bg on_ms=() off_ms=() on_best=() off_best=() on_exp=() off_exp=() on_bg=()
         for ((r = 1; r <= repeat; r++)); do
             res=$(train "$shape-blocking-r$r" "$tc run -np $np --" "$shape" "$b" --set overlap_comm=false)
-            read -r tok ms comp exp bg <<<"$res"
-            off_ms+=("$ms"); off_exp+=("$exp"); off_tok+=("$tok")
-            echo "    no overlap: $ms ms/step ($comp compute + $exp exposed comm), $tok tokens/s" >&2
+            read -r med best exp _ <<<"$res"
+            off_ms+=("$med"); off_best+=("$best"); off_exp+=("$exp")
+            echo "    no overlap: $med ms/step (fastest $best), $exp ms allreduce" >&2
             res=$(train "$shape-overlap-r$r" "$tc run -np $np --" "$shape" "$b" --set overlap_comm=true)
-            read -r tok ms comp exp bg <<<"$res"
-            on_ms+=("$ms"); on_exp+=("$exp"); on_bg+=("$bg"); on_tok+=("$tok")
-            echo "    overlap:    $ms ms/step ($comp compute + $exp exposed comm; allreduce busy $bg ms on the comm thread), $tok tokens/s" >&2
+            read -r med best exp bg <<<"$res"
+            on_ms+=("$med"); on_best+=("$best"); on_exp+=("$exp"); on_bg+=("$bg")
+            echo "    overlap:    $med ms/step (fastest $best), $exp ms exposed, $bg ms busy on the communication thread" >&2
         done
-        local a_ms a_exp b_ms b_exp
+        local a_ms a_exp b_ms b_exp a_best b_best bgm
         a_ms=$(printf '%s\n' "${off_ms[@]}" | median); a_exp=$(printf '%s\n' "${off_exp[@]}" | median)
         b_ms=$(printf '%s\n' "${on_ms[@]}" | median); b_exp=$(printf '%s\n' "${on_exp[@]}" | median)
-        bg=$(printf '%s\n' "${on_bg[@]}" | median)
-        echo "  median step: $a_ms ms without overlap ($a_exp ms allreduce), $b_ms ms with overlap ($b_exp ms exposed, $bg ms busy on the comm thread)"
-        echo "  median throughput: $(printf '%s\n' "${off_tok[@]}" | median) tokens/s without overlap, $(printf '%s\n' "${on_tok[@]}" | median) with"
-        awk -v a="$a_ms" -v b="$b_ms" -v ea="$a_exp" -v eb="$b_exp" 'BEGIN {
-            printf "  allreduce hidden by overlap: %.0f%% (1 - exposed with / allreduce without); step time with / without: %.2f\n",
-                100 * (1 - eb / ea), b / a }'
+        a_best=$(printf '%s\n' "${off_best[@]}" | sort -g | head -n 1); b_best=$(printf '%s\n' "${on_best[@]}" | sort -g | head -n 1)
+        bgm=$(printf '%s\n' "${on_bg[@]}" | median)
+        echo "  step time (median / fastest): $a_ms / $a_best ms without overlap (allreduce $a_exp ms), $b_ms / $b_best ms with overlap ($b_exp ms exposed, communication thread busy $bgm ms)"
+        awk -v b="$b" -v np="$np" -v a="$a_ms" -v bb="$b_ms" -v ea="$a_exp" -v eb="$b_exp" -v fa="$a_best" -v fb="$b_best" 'BEGIN {
+            tok = np * b * 256
+            printf "  throughput (median): %.0f tokens/s without overlap, %.0f with\n", tok / a * 1e3, tok / bb * 1e3
+            printf "  allreduce hidden by overlap: %.0f%% (1 - exposed with / allreduce without); step time with / without: %.2f (fastest steps: %.2f)\n",
+                100 * (1 - eb / ea), bb / a, fb / fa }'
     done
+    echo "load after: $(load)"
     if [[ $made == 1 ]]; then "$tc" down; elif [[ $rate != off ]]; then "$tc" shape off; fi
 }
 
