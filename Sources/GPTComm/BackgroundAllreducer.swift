@@ -61,11 +61,18 @@ public final class BackgroundAllreducer {
 
     /// Starts the communication thread, which sleeps until the first bucket arrives.
     ///
-    /// `pollInterval` defaults to `SWIFTGPT_COMM_POLL_US` microseconds, else 200 µs.
+    /// `pollInterval` defaults to `SWIFTGPT_COMM_POLL_US` microseconds, else 500 µs: often enough
+    /// to keep a 1 Gbit/s link busy (socket buffers hold far more than 0.5 ms of traffic), rare
+    /// enough to cost the computing thread about 1 % (docs/DISTRIBUTED.md has the measurements).
     public init(communicator: Communicator, pollInterval: Double? = nil) {
         self.communicator = communicator
-        let fromEnvironment = ProcessInfo.processInfo.environment["SWIFTGPT_COMM_POLL_US"].flatMap { Double($0) }
-        let interval = pollInterval ?? fromEnvironment.map { $0 * 1e-6 } ?? 200e-6
+        var interval = pollInterval ?? 500e-6
+        if pollInterval == nil, let text = ProcessInfo.processInfo.environment["SWIFTGPT_COMM_POLL_US"] {
+            guard let microseconds = Double(text), microseconds >= 1, microseconds.isFinite else {
+                communicator.fail("SWIFTGPT_COMM_POLL_US=\(text) is not a number of microseconds >= 1; unset it or give e.g. 500")
+            }
+            interval = microseconds * 1e-6
+        }
         self.pollInterval = max(1e-6, interval)
         state = ReducerState(communicator: communicator, pollInterval: self.pollInterval)
         let box = Unmanaged.passRetained(state).toOpaque()
