@@ -453,7 +453,7 @@ public func parameterChecksum(_ p: UnsafePointer<Float>, count: Int) -> UInt64 {
 /// finishes them, last block first, as PyTorch DDP and Horovod do.
 ///
 /// Both paths sum over ranks and then divide each element by the number of
-/// ranks, so they give the same averages.
+/// ranks; only the order in which MPI adds the ranks' values may differ.
 final class GradientSync {
     let comm: Communicator
     let grads: UnsafeMutablePointer<Float>
