@@ -6,11 +6,11 @@
 // `wait()`. Here a second thread, the communication thread, does all MPI work
 // of a round: the computing thread hands it buckets of finished gradients and
 // goes on computing; the communication thread starts an MPI_Iallreduce per
-// bucket and tests the outstanding ones every `pollInterval`, sleeping in
-// between, so the transfers advance while backward runs and it costs little
-// CPU time while there is nothing to move. When backward is done the
-// computing thread calls `finish()`, and the communication thread waits for
-// the rest with MPI_Wait.
+// bucket and tests all outstanding ones with one MPI_Testsome every
+// `pollInterval`, sleeping in between, so the transfers advance while
+// backward runs and it costs little CPU time while there is nothing to move.
+// When backward is done the computing thread calls `finish()`, and the
+// communication thread waits for the rest with MPI_Waitall.
 //
 // MPI runs at MPI_THREAD_SERIALIZED: during a round (first `start` to the end
 // of `finish()`) the communication thread owns MPI and the computing thread
@@ -41,7 +41,7 @@ public final class BackgroundAllreducer {
         public var busySeconds = 0.0
         /// Seconds the caller was blocked in `finish()` (communication not hidden).
         public var waitSeconds = 0.0
-        /// MPI_Test passes over the outstanding requests while the caller computed.
+        /// MPI_Testsome calls over the running buckets while the caller computed.
         public var polls = 0
         /// Buckets already complete when the caller called `finish()`.
         public var completedBeforeFinish = 0
@@ -50,7 +50,7 @@ public final class BackgroundAllreducer {
     /// Seconds between two tests of the outstanding requests while the caller computes.
     public let pollInterval: Double
     /// Statistics of the last completed round.
-    public var lastRound: Round { state.lastRound }
+    public var lastRound: Round { state.withLock { state.lastRound } }
     /// Whether a round is running (between the first `start` and the end of `finish()`).
     public var isActive: Bool { state.withLock { state.active } }
 
@@ -120,7 +120,8 @@ public final class BackgroundAllreducer {
     /// The time spent here is exposed communication (`Communicator.timing.waitSeconds`);
     /// the communication thread's busy time goes to `timing.backgroundSeconds`.
     public func finish() {
-        let t0 = MPI_Wtime()
+        // A clock outside MPI: the communication thread owns MPI until the round ends.
+        let t0 = ReducerState.now()
         let round: Round? = communicator.blocking("gradient allreduce (communication thread)") {
             state.withLock {
                 guard state.active else { return nil }
@@ -131,7 +132,7 @@ public final class BackgroundAllreducer {
             }
         }
         guard var round else { return }
-        let waited = MPI_Wtime() - t0
+        let waited = ReducerState.now() - t0
         round.waitSeconds = waited
         state.withLock { state.lastRound.waitSeconds = waited }
         communicator.timing.waitSeconds += waited
@@ -176,6 +177,13 @@ private final class ReducerState {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         return try body()
+    }
+
+    /// Monotonic seconds, for timing on either thread.
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 
     /// Wakes the other side; call with the mutex held.
