@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-distributed.sh: how well data-parallel training scales, from real
-# `gpt train` runs (their metrics.jsonl summaries). Prints ratios and
+# `gpt train` runs (the per-step records of their metrics.jsonl). Prints ratios and
 # throughput; asserts nothing.
 #
 #   launch/bench-distributed.sh local   [options]   -np 2 vs -np 1 on this machine, 1 thread per rank:
