@@ -475,7 +475,7 @@ public final class Communicator {
         if localComm != swiftgpt_mpi_comm_null() {
             check(MPI_Comm_free(&localComm), "MPI_Comm_free(node communicator)")
         }
-        check(MPI_Finalize(), "MPI_Finalize")
+        check(blocking("finalize") { MPI_Finalize() }, "MPI_Finalize")
         isFinalized = true
     }
 
