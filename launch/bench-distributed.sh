@@ -127,6 +127,7 @@ train() {
         tail -n 20 "$out.log" >&2
         die "run $name failed (log above)"
     fi
+    rm -f "$out"/*.h5  # the final checkpoint (up to 1 GB for gpt2-small) is not needed
     printf '%.1f %.1f %.1f %.1f\n' "$(step_values "$out" ms_per_step | median)" "$(step_values "$out" ms_per_step | sort -g | head -n 1)" \
         "$(step_values "$out" comm_exposed_ms | median)" "$(step_values "$out" comm_background_ms | median)"
 }
