@@ -17,6 +17,7 @@ static inline MPI_Op swiftgpt_mpi_min(void) { return MPI_MIN; }
 static inline void *swiftgpt_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Request swiftgpt_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 static inline MPI_Status *swiftgpt_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+static inline MPI_Status *swiftgpt_mpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }
 static inline MPI_Errhandler swiftgpt_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 static inline int swiftgpt_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int swiftgpt_mpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }

@@ -91,8 +91,9 @@ public final class AllreduceRequest {
         comm.enter("AllreduceRequest.wait")
         let t0 = MPI_Wtime()
         for i in handles.indices where handles[i] != swiftgpt_mpi_request_null() {
-            comm.check(MPI_Wait(&handles[i], swiftgpt_mpi_status_ignore()),
-                       "MPI_Wait(iallreduce of \(count) floats)")
+            comm.check(comm.blocking("wait for iallreduce of \(count) floats") {
+                MPI_Wait(&handles[i], swiftgpt_mpi_status_ignore())
+            }, "MPI_Wait(iallreduce of \(count) floats)")
         }
         finish()
         comm.timing.waitSeconds += MPI_Wtime() - t0

@@ -1,8 +1,10 @@
 // The Communicator: the one place where the trainer talks to MPI.
 //
 // Every rank holds one `Communicator.world`. Its first use initialises MPI
-// (MPI_THREAD_FUNNELED: only the thread that initialised MPI may call it);
-// a process started without `mpirun` becomes an MPI singleton, a world of one.
+// (MPI_THREAD_SERIALIZED): one thread at a time owns MPI, at first the one
+// that initialised it; a `BackgroundAllreducer` borrows it for its
+// communication thread while the owner computes, and hands it back. A process
+// started without `mpirun` becomes an MPI singleton, a world of one.
 //
 // Errors: the world communicator uses MPI_ERRORS_RETURN and every return code
 // is checked. A failed call prints one line naming the rank, the call and
@@ -77,8 +79,10 @@ public enum IntegerReduction: Sendable, CustomStringConvertible {
 /// Time this rank spent inside communication calls, accumulated since the last reset.
 ///
 /// `exposedSeconds` is the communication time the trainer could not hide behind
-/// computation: blocking collectives, waits on non-blocking requests, and the
-/// MPI progress calls made between layers.
+/// computation: blocking collectives, waits on non-blocking requests (and on a
+/// `BackgroundAllreducer`'s round), and the MPI progress calls made between layers.
+/// `backgroundSeconds` is the time a communication thread spent reducing while
+/// the caller computed: communication that overlap hid, wholly or partly.
 public struct CommunicationTiming: Sendable {
     /// Seconds inside blocking collectives (allreduce, broadcast, barrier, allgather).
     public var blockingSeconds = 0.0
@@ -86,9 +90,11 @@ public struct CommunicationTiming: Sendable {
     public var waitSeconds = 0.0
     /// Seconds inside `progress()` and `AllreduceRequest.test()`.
     public var progressSeconds = 0.0
+    /// Seconds a `BackgroundAllreducer`'s communication thread had buckets in flight (first start to last completion).
+    public var backgroundSeconds = 0.0
     /// Number of blocking collectives.
     public var blockingCalls = 0
-    /// Number of non-blocking allreduces started.
+    /// Number of non-blocking allreduces started (including a `BackgroundAllreducer`'s buckets).
     public var nonBlockingCalls = 0
     /// Bytes passed to allreduce and iallreduce (this rank's buffer sizes, not wire traffic).
     public var reducedBytes = 0
@@ -103,9 +109,10 @@ public struct CommunicationTiming: Sendable {
 
 /// The MPI world as seen by one rank: identity, collectives and non-blocking allreduce.
 ///
-/// All methods must be called from the thread that first touched `world`
-/// (normally the main thread). Collectives must be called by every rank, in the
-/// same order, with the same counts and the same root.
+/// All methods must be called from the thread that owns MPI: the one that first
+/// touched `world` (normally the main thread), except while a
+/// `BackgroundAllreducer` has borrowed it. Collectives must be called by every
+/// rank, in the same order, with the same counts and the same root.
 public final class Communicator {
     /// The world of all ranks started together; the first access initialises MPI.
     public static let world = Communicator()
@@ -130,9 +137,31 @@ public final class Communicator {
     /// Whether `finalize()` has run; no MPI call is allowed afterwards.
     public private(set) var isFinalized = false
 
+    /// Seconds one blocking call (a collective, a wait, the end of a `BackgroundAllreducer` round)
+    /// may last before this rank aborts the job; 0, the default, waits forever.
+    ///
+    /// Open MPI ends the job when a rank dies, but not when one hangs or its network goes
+    /// silent; this limit turns such a hang into one error line and a job abort.
+    public var collectiveTimeout: Double = 0 {
+        didSet {
+            watchdog = nil
+            guard collectiveTimeout > 0 else { return }
+            let label = self.label, limit = collectiveTimeout, world = comm
+            watchdog = CollectiveWatchdog(limit: limit) { what, elapsed in
+                Communicator.printError(String(format: "gpt: %@: %@ has not completed after %.0f s (collective_timeout = %g s): "
+                    + "another rank is hung, stopped or unreachable; aborting all ranks", label as NSString, what as NSString, elapsed, limit))
+                MPI_Abort(world, 1)
+                _exit(1)
+            }
+        }
+    }
+    private var watchdog: CollectiveWatchdog?
+
     let comm: MPI_Comm?
     private var localComm: MPI_Comm?
-    private let initThread: pthread_t
+    /// The thread that may call MPI now (MPI_THREAD_SERIALIZED); guarded by `ownerLock`.
+    private var owner: pthread_t
+    private let ownerLock = NSLock()
     /// Non-blocking allreduces not yet known to be complete, oldest first.
     var outstanding: [AllreduceRequest] = []
 
@@ -148,17 +177,19 @@ public final class Communicator {
         guard alreadyInitialized == 0 else {
             Communicator.exitBeforeInit("MPI was initialised outside Communicator; only Communicator.world may call MPI_Init")
         }
+        Communicator.chooseNonBlockingAllreduceAlgorithm()
         var provided: Int32 = 0
-        let rc = MPI_Init_thread(nil, nil, swiftgpt_mpi_thread_funneled(), &provided)
+        let rc = MPI_Init_thread(nil, nil, swiftgpt_mpi_thread_serialized(), &provided)
         guard rc == MPI_SUCCESS else {
             Communicator.exitBeforeInit("MPI_Init_thread failed: \(Communicator.errorText(rc)); "
                 + "is Open MPI installed (openmpi-bin) and, under mpirun, are all ranks started the same way?")
         }
-        initThread = pthread_self()
+        owner = pthread_self()
         let world = swiftgpt_mpi_comm_world()
         comm = world
-        guard provided >= swiftgpt_mpi_thread_funneled() else {
-            Communicator.abortBeforeInit(world, "MPI provides thread level \(provided), but MPI_THREAD_FUNNELED is required")
+        guard provided >= swiftgpt_mpi_thread_serialized() else {
+            Communicator.abortBeforeInit(world, "MPI provides thread level \(provided), but MPI_THREAD_SERIALIZED is required "
+                + "(the gradient allreduce runs on its own thread); use an Open MPI built with thread support")
         }
         Communicator.checkBeforeInit(world, MPI_Comm_set_errhandler(world, swiftgpt_mpi_errors_return()),
                                      "MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN)")
@@ -195,6 +226,18 @@ public final class Communicator {
 
         Communicator.instance = self
         on_exit(communicatorProcessExit, nil)
+    }
+
+    /// Makes Open MPI's non-blocking allreduce (libnbc) use its ring algorithm, unless the user chose one.
+    ///
+    /// For an in-place reduction, or fewer than 4 ranks, libnbc otherwise picks a binomial
+    /// tree: a reduce to rank 0 followed by a broadcast, each moving the whole buffer over
+    /// rank 0's link, one after the other. The ring (reduce-scatter then allgather around
+    /// the ranks) moves 2(p-1)/p of the buffer per link, in both directions at once: half
+    /// the time or less for large gradient buckets. Every rank gets the same result either way.
+    /// MCA parameters are read from the environment by MPI_Init.
+    private static func chooseNonBlockingAllreduceAlgorithm() {
+        setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0)
     }
 
     /// "rank 1 of 4 on node2", for messages.
@@ -326,7 +369,7 @@ public final class Communicator {
     public func barrier() {
         enter("barrier")
         let t0 = MPI_Wtime()
-        check(MPI_Barrier(comm), "MPI_Barrier")
+        check(blocking("barrier") { MPI_Barrier(comm) }, "MPI_Barrier")
         noteBlocking(since: t0)
     }
 
@@ -341,8 +384,9 @@ public final class Communicator {
         var send = value
         var result = [Double](repeating: 0, count: size)
         let t0 = MPI_Wtime()
-        check(MPI_Allgather(&send, 1, swiftgpt_mpi_double(), &result, 1, swiftgpt_mpi_double(), comm),
-              "MPI_Allgather(1 double)")
+        check(blocking("allgather(1 double)") {
+            MPI_Allgather(&send, 1, swiftgpt_mpi_double(), &result, 1, swiftgpt_mpi_double(), comm)
+        }, "MPI_Allgather(1 double)")
         noteBlocking(since: t0)
         return result
     }
@@ -359,9 +403,10 @@ public final class Communicator {
         var flat = [UInt64](repeating: 0, count: count * size)
         let t0 = MPI_Wtime()
         values.withUnsafeBufferPointer { send in
-            check(MPI_Allgather(send.baseAddress, Int32(count), swiftgpt_mpi_uint64(),
-                                &flat, Int32(count), swiftgpt_mpi_uint64(), comm),
-                  "MPI_Allgather(\(count) uint64)")
+            check(blocking("allgather(\(count) uint64)") {
+                MPI_Allgather(send.baseAddress, Int32(count), swiftgpt_mpi_uint64(),
+                              &flat, Int32(count), swiftgpt_mpi_uint64(), comm)
+            }, "MPI_Allgather(\(count) uint64)")
         }
         noteBlocking(since: t0)
         return (0..<size).map { Array(flat[($0 * count)..<(($0 + 1) * count)]) }
@@ -383,9 +428,10 @@ public final class Communicator {
         var received = [UInt8](repeating: 0, count: Swift.max(total, 1))
         let send = [UInt8](data)
         let t0 = MPI_Wtime()
-        check(MPI_Allgatherv(send, Int32(send.count), swiftgpt_mpi_byte(),
-                             &received, counts, displacements, swiftgpt_mpi_byte(), comm),
-              "MPI_Allgatherv(\(send.count) bytes)")
+        check(blocking("allgather(\(send.count) bytes)") {
+            MPI_Allgatherv(send, Int32(send.count), swiftgpt_mpi_byte(),
+                           &received, counts, displacements, swiftgpt_mpi_byte(), comm)
+        }, "MPI_Allgatherv(\(send.count) bytes)")
         noteBlocking(since: t0)
         return (0..<size).map { Data(received[Int(displacements[$0])..<(Int(displacements[$0]) + lengths[$0])]) }
     }
@@ -429,7 +475,7 @@ public final class Communicator {
         if localComm != swiftgpt_mpi_comm_null() {
             check(MPI_Comm_free(&localComm), "MPI_Comm_free(node communicator)")
         }
-        check(MPI_Finalize(), "MPI_Finalize")
+        check(blocking("finalize") { MPI_Finalize() }, "MPI_Finalize")
         isFinalized = true
     }
 
@@ -454,10 +500,25 @@ public final class Communicator {
     /// Checks that MPI may be called here and now.
     func enter(_ what: String) {
         if isFinalized { fail("\(what) called after finalize()") }
-        if pthread_equal(pthread_self(), initThread) == 0 {
-            fail("\(what) called from a thread other than the one that initialised MPI "
-                 + "(MPI_THREAD_FUNNELED: only that thread may call MPI)")
+        if !callerOwnsMPI {
+            fail("\(what) called from a thread that does not own MPI now (MPI_THREAD_SERIALIZED: only the "
+                 + "thread that initialised MPI may call it, and not while a BackgroundAllreducer is reducing)")
         }
+    }
+
+    /// Whether the calling thread is the one allowed to call MPI now.
+    var callerOwnsMPI: Bool {
+        ownerLock.lock()
+        defer { ownerLock.unlock() }
+        return pthread_equal(pthread_self(), owner) != 0
+    }
+
+    /// Passes MPI to `thread`; only the current owner may do this.
+    func handOverMPI(to thread: pthread_t, _ what: @autoclosure () -> String) {
+        enter(what())
+        ownerLock.lock()
+        owner = thread
+        ownerLock.unlock()
     }
 
     /// Turns a non-success MPI return code into one clear line and a job abort.
@@ -471,6 +532,12 @@ public final class Communicator {
         if isFinalized { exit(1) }
         MPI_Abort(comm, 1)
         exit(1)
+    }
+
+    /// Runs `body`, a blocking MPI call named `what`, under `collectiveTimeout`.
+    func blocking<T>(_ what: @autoclosure () -> String, _ body: () -> T) -> T {
+        guard let watchdog else { return body() }
+        return watchdog.guarded(what(), body)
     }
 
     /// Checks a caller-given element count.
@@ -491,7 +558,7 @@ public final class Communicator {
         var done = 0
         while done < count {
             let n = Swift.min(count - done, Communicator.maxChunk)
-            check(MPI_Allreduce(swiftgpt_mpi_in_place(), base + done * stride, Int32(n), type, op, comm),
+            check(blocking(what()) { MPI_Allreduce(swiftgpt_mpi_in_place(), base + done * stride, Int32(n), type, op, comm) },
                   "MPI_Allreduce in " + what())
             done += n
         }
@@ -508,7 +575,7 @@ public final class Communicator {
         var done = 0
         repeat {
             let n = Swift.min(count - done, Communicator.maxChunk)
-            check(MPI_Bcast(base + done * stride, Int32(n), type, root32, comm), "MPI_Bcast in " + what())
+            check(blocking(what()) { MPI_Bcast(base + done * stride, Int32(n), type, root32, comm) }, "MPI_Bcast in " + what())
             done += n
         } while done < count
         noteBlocking(since: t0)

@@ -43,6 +43,10 @@ public final class Trainer {
     public init(config: TrainConfig, comm: Communicator = .world, resume: Bool = false) throws {
         cfg = config
         self.comm = comm
+        // Every blocking MPI call is guarded too, at twice the limit: a backstop for calls
+        // outside the training steps (start-up, shutdown); inside a step the step
+        // watchdog below fires first and names the ranks that did not arrive.
+        comm.collectiveTimeout = config.collectiveTimeout > 0 ? 2 * config.collectiveTimeout : 0
         let resume = resume || config.initFrom == "resume"
         resumed = resume
         B = config.batchSize; T = config.blockSize; accum = config.gradientAccumulationSteps
@@ -359,7 +363,8 @@ public final class Trainer {
         let samplesPerStep = comm.size * accum * B
         let sync = GradientSync(comm: comm, grads: model.grads, count: model.parameterCount,
                                 bucketFloats: max(1, cfg.bucketElements), overlap: cfg.overlapComm)
-        var computeSeconds = 0.0, commSeconds = 0.0, timedSteps = 0
+        let killSwitch = try Trainer.killSwitch(comm)
+        var computeSeconds = 0.0, commSeconds = 0.0, backgroundSeconds = 0.0, timedSteps = 0
         let firstStep = step
         comm.resetTiming()
         var lastLoss = Float.nan
@@ -374,10 +379,10 @@ public final class Trainer {
             }
             if it >= cfg.maxIters { break }
 
+            killSwitch?.fire(rank: comm.rank, of: comm.size, step: it)
             watchdog?.beginStep(it + 1, phase: "forward/backward")
-            Trainer.testHangHook(rank: comm.rank, step: it + 1)
             let t0 = monotonicSeconds()
-            let comm0 = comm.timing.exposedSeconds
+            let comm0 = comm.timing.exposedSeconds, background0 = comm.timing.backgroundSeconds
             let lr = schedule.lr(at: it)
             model.zeroGrad()
             var lossSum: Float = 0
@@ -418,7 +423,10 @@ public final class Trainer {
             lastLoss = Float(loss)
             let dt = monotonicSeconds() - t0
             let dcomm = comm.timing.exposedSeconds - comm0
-            if it > firstStep { computeSeconds += dt - dcomm; commSeconds += dcomm; timedSteps += 1 }
+            let dbackground = comm.timing.backgroundSeconds - background0
+            if it > firstStep {
+                computeSeconds += dt - dcomm; commSeconds += dcomm; backgroundSeconds += dbackground; timedSteps += 1
+            }
 
             if cfg.checkInterval > 0 && step % cfg.checkInterval == 0 && comm.size > 1 { try checkReplicas() }
 
@@ -432,33 +440,31 @@ public final class Trainer {
                 try logEvent("train", step: step, ["loss": .double(loss), "lr": .double(Double(lr)), "grad_norm": .double(Double(norm)),
                                                    "ms_per_step": .double(dt * 1e3), "tokens_per_s": .double(tokensPerSecond),
                                                    "tokens_per_s_per_rank": .double(tokensPerSecond / Double(comm.size)),
-                                                   "sgemm_ratio": .double(ratio), "comm_exposed_ms": .double(dcomm * 1e3)])
+                                                   "sgemm_ratio": .double(ratio), "comm_exposed_ms": .double(dcomm * 1e3),
+                                                   "comm_background_ms": .double(dbackground * 1e3)])
             }
         }
         watchdog?.idle()
         progress?.finish()
+        try reportReplicas()
         if timedSteps > 0 {
             let perStep = (computeSeconds + commSeconds) / Double(timedSteps)
             let total = Double(samplesPerStep * T) / perStep
-            say(String(format: "throughput: %@ tokens/s in total, %@ per rank; per step %.1f ms compute, %.1f ms communication not hidden by overlap",
+            let overlapNote = sync.reducer == nil ? ""
+                : String(format: " (%.1f ms of allreduce on the communication thread during backward)",
+                         1e3 * backgroundSeconds / Double(timedSteps))
+            say(String(format: "throughput: %@ tokens/s in total, %@ per rank; per step %.1f ms compute, %.1f ms communication not hidden by overlap%@",
                        formatCount(Int(total)) as NSString, formatCount(Int(total / Double(comm.size))) as NSString,
-                       1e3 * computeSeconds / Double(timedSteps), 1e3 * commSeconds / Double(timedSteps)))
+                       1e3 * computeSeconds / Double(timedSteps), 1e3 * commSeconds / Double(timedSteps), overlapNote as NSString))
             try logEvent("summary", step: step, ["tokens_per_s": .double(total), "tokens_per_s_per_rank": .double(total / Double(comm.size)),
                                                  "compute_ms_per_step": .double(1e3 * computeSeconds / Double(timedSteps)),
                                                  "exposed_comm_ms_per_step": .double(1e3 * commSeconds / Double(timedSteps)),
+                                                 "background_comm_ms_per_step": .double(1e3 * backgroundSeconds / Double(timedSteps)),
+                                                 "ms_per_step": .double(1e3 * perStep),
                                                  "final_loss": .double(Double(lastLoss)), "best_val_loss": .double(bestValLoss),
                                                  "nonfinite_skipped": .int(nonfiniteTotal)])
         }
         log?.close()
-    }
-
-    /// Test hook: SWIFTGPT_TEST_HANG_RANK=r SWIFTGPT_TEST_HANG_STEP=s makes rank r
-    /// stop responding at step s (as a rank behind a cut link would), for the watchdog tests.
-    static func testHangHook(rank: Int, step: Int) {
-        let env = ProcessInfo.processInfo.environment
-        guard let r = env["SWIFTGPT_TEST_HANG_RANK"].flatMap(Int.init), r == rank,
-              let s = env["SWIFTGPT_TEST_HANG_STEP"].flatMap(Int.init), s == step else { return }
-        while true { sleep(3600) }
     }
 
     // MARK: - Evaluation, sampling, checkpoints
@@ -533,11 +539,37 @@ public final class Trainer {
     /// Stops the run if any rank's parameters differ from rank 0's.
     private func checkReplicas() throws {
         let sum = parameterChecksum(model.params, count: model.parameterCount)
-        let bad = comm.ranksDifferingFromRoot(sum)
+        try Trainer.requireIdentical(comm.allgather(sum), step: step)
+    }
+
+    /// End of run: every rank's parameter checksum, logged by rank 0 (event "replicas"); stops if any differs.
+    private func reportReplicas() throws {
+        let sums = comm.allgather(parameterChecksum(model.params, count: model.parameterCount))
+        let hex = sums.map { String(format: "%016llx", $0) }
+        try logEvent("replicas", step: step, ["checksums": .string(hex.joined(separator: " ")), "ranks": .int(comm.size),
+                                              "identical": .bool(Set(sums).count == 1)])
+        try Trainer.requireIdentical(sums, step: step)
+    }
+
+    private static func requireIdentical(_ sums: [UInt64], step: Int) throws {
+        let bad = sums.indices.filter { sums[$0] != sums[0] }
         if !bad.isEmpty {
             throw TrainError("replicas diverged at step \(step): ranks \(bad.map(String.init).joined(separator: ", ")) hold "
                 + "parameters different from rank 0's; this is a bug or a faulty node, restart from the last checkpoint")
         }
+    }
+
+    /// The failure-drill hook (SWIFTGPT_TEST_KILL_RANK / _STEP), checked on every rank alike.
+    private static func killSwitch(_ comm: Communicator) throws -> KillSwitch? {
+        var hook: KillSwitch?
+        try collective(comm, everyRank: true) {
+            do { hook = try KillSwitch.fromEnvironment() } catch { throw TrainError("\(error)") }
+            if let h = hook, h.rank >= comm.size {
+                throw TrainError("SWIFTGPT_TEST_KILL_RANK=\(h.rank) is not a rank: the world has \(comm.size) rank(s), "
+                    + "0...\(comm.size - 1)")
+            }
+        }
+        return hook
     }
 }
 
@@ -557,49 +589,54 @@ public func parameterChecksum(_ p: UnsafePointer<Float>, count: Int) -> UInt64 {
 // MARK: - Gradient averaging
 
 /// Averages gradients across ranks: either one blocking allreduce after
-/// backward, or buckets sent with non-blocking allreduce as backward
-/// finishes them (last block first), as PyTorch DDP does.
+/// backward, or (overlap) buckets handed to a communication thread as backward
+/// finishes them, last block first, as PyTorch DDP and Horovod do.
+///
+/// Both paths sum over ranks and then divide each element by the number of
+/// ranks; only the order in which MPI adds the ranks' values may differ.
 final class GradientSync {
     let comm: Communicator
     let grads: UnsafeMutablePointer<Float>
     let count: Int
     let bucketFloats: Int
-    let overlap: Bool
+    /// The communication thread (overlap in a world of more than one rank), else nil.
+    let reducer: BackgroundAllreducer?
     private var pending: Range<Int>?
-    private var requests: [AllreduceRequest] = []
     private var launched = false
+    private var covered = 0
 
     init(comm: Communicator, grads: UnsafeMutablePointer<Float>, count: Int, bucketFloats: Int, overlap: Bool) {
         self.comm = comm; self.grads = grads; self.count = count
-        self.bucketFloats = bucketFloats; self.overlap = overlap
+        self.bucketFloats = bucketFloats
+        reducer = overlap && comm.size > 1 ? BackgroundAllreducer(communicator: comm) : nil
     }
 
     /// Backward finished `r`; ranges arrive from the end of the buffer to its start, adjacent.
+    ///
+    /// Called between layers of backward: no MPI call here (the communication thread owns MPI
+    /// from the first bucket until `finish()`).
     func ready(_ r: Range<Int>) {
+        guard let reducer else { return }
         launched = true
+        covered += r.count
         let merged = pending.map { r.lowerBound..<$0.upperBound } ?? r
         if merged.count >= bucketFloats {
-            requests.append(comm.iallreduce(grads + merged.lowerBound, count: merged.count))
+            reducer.start(grads + merged.lowerBound, count: merged.count)
             pending = nil
         } else {
             pending = merged
         }
-        _ = comm.progress()
     }
 
-    /// Completes the averaging: waits for the buckets (or does the blocking allreduce).
+    /// Completes the averaging: waits for the communication thread, or does the blocking allreduce.
     func finish() {
-        if overlap && launched {
-            if let p = pending { requests.append(comm.iallreduce(grads + p.lowerBound, count: p.count)) }
-            for r in requests { r.wait() }
-            requests.removeAll()
+        if let reducer, launched {
+            if let p = pending { reducer.start(grads + p.lowerBound, count: p.count) }
+            reducer.finish()
+            precondition(covered == count, "backward reported \(covered) of \(count) gradients as ready")
             pending = nil
             launched = false
-            let scale = 1 / Float(comm.size)
-            let g = grads
-            Parallel.forChunks(count, grain: 65536) { start, end in
-                for i in start..<end { g[i] *= scale }
-            }
+            covered = 0
         } else {
             comm.allreduce(grads, count: count, op: .mean)
         }

@@ -1,0 +1,348 @@
+// Gradient averaging on a communication thread, overlapped with backward.
+//
+// Open MPI moves a non-blocking collective forward only inside MPI calls
+// (libnbc and the TCP transport have no progress thread of their own), so a
+// request that the computing thread starts and leaves alone mostly waits for
+// `wait()`. Here a second thread, the communication thread, does all MPI work
+// of a round: the computing thread hands it buckets of finished gradients and
+// goes on computing; the communication thread starts an MPI_Iallreduce per
+// bucket and tests all outstanding ones with one MPI_Testsome every
+// `pollInterval`, sleeping in between, so the transfers advance while
+// backward runs and it costs little CPU time while there is nothing to move.
+// When backward is done the computing thread calls `finish()`, and the
+// communication thread waits for the rest with MPI_Waitall.
+//
+// MPI runs at MPI_THREAD_SERIALIZED: during a round (first `start` to the end
+// of `finish()`) the communication thread owns MPI and the computing thread
+// must not call it; the Communicator enforces this.
+import CMPI
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - BackgroundAllreducer
+
+/// Averages float buffers across ranks on a communication thread while the caller keeps computing.
+///
+/// One round: `start(_:count:)` once per bucket, as soon as the bucket's values
+/// are final (every rank must start the same buckets in the same order), then
+/// `finish()`, which returns when every bucket holds the mean over all ranks.
+/// Between the first `start` and the end of `finish()` the caller must neither
+/// touch the buckets nor call any other Communicator method.
+public final class BackgroundAllreducer {
+    /// What the communication thread did in the last completed round.
+    public struct Round: Sendable {
+        /// Buckets reduced.
+        public var buckets = 0
+        /// Floats reduced, over all buckets.
+        public var floats = 0
+        /// Seconds from the first bucket's start to the last one's completion.
+        public var busySeconds = 0.0
+        /// Seconds the caller was blocked in `finish()` (communication not hidden).
+        public var waitSeconds = 0.0
+        /// MPI_Testsome calls over the running buckets while the caller computed.
+        public var polls = 0
+        /// Buckets already complete when the caller called `finish()`.
+        public var completedBeforeFinish = 0
+    }
+
+    /// Seconds between two tests of the outstanding requests while the caller computes.
+    public let pollInterval: Double
+    /// Statistics of the last completed round.
+    public var lastRound: Round { state.withLock { state.lastRound } }
+    /// Whether a round is running (between the first `start` and the end of `finish()`).
+    public var isActive: Bool { state.withLock { state.active } }
+
+    private let communicator: Communicator
+    private let state: ReducerState
+    private var thread = pthread_t()
+    private var caller = pthread_t()
+
+    /// Starts the communication thread, which sleeps until the first bucket arrives.
+    ///
+    /// `pollInterval` defaults to `SWIFTGPT_COMM_POLL_US` microseconds, else 500 µs: often enough
+    /// to keep a 1 Gbit/s link busy (socket buffers hold far more than 0.5 ms of traffic), rare
+    /// enough to cost the computing thread about 1 % (docs/DISTRIBUTED.md has the measurements).
+    public init(communicator: Communicator, pollInterval: Double? = nil) {
+        self.communicator = communicator
+        var interval = pollInterval ?? 500e-6
+        if pollInterval == nil, let text = ProcessInfo.processInfo.environment["SWIFTGPT_COMM_POLL_US"] {
+            guard let microseconds = Double(text), microseconds >= 1, microseconds.isFinite else {
+                communicator.fail("SWIFTGPT_COMM_POLL_US=\(text) is not a number of microseconds >= 1; unset it or give e.g. 500")
+            }
+            interval = microseconds * 1e-6
+        }
+        self.pollInterval = max(1e-6, interval)
+        state = ReducerState(communicator: communicator, pollInterval: self.pollInterval)
+        let box = Unmanaged.passRetained(state).toOpaque()
+        let rc = pthread_create(&thread, nil, { argument in
+            let state = Unmanaged<ReducerState>.fromOpaque(argument!).takeRetainedValue()
+            state.run()
+            return nil
+        }, box)
+        if rc != 0 {
+            Unmanaged<ReducerState>.fromOpaque(box).release()
+            communicator.fail("cannot start the communication thread: \(String(cString: strerror(rc)))")
+        }
+    }
+
+    deinit {
+        state.withLock {
+            precondition(!state.active, "BackgroundAllreducer released during a round; call finish() first")
+            state.shutdown = true
+            state.signal()
+        }
+        pthread_join(thread, nil)
+    }
+
+    // MARK: - A round
+
+    /// Hands `count` floats at `buffer` to the communication thread, which starts summing them across ranks.
+    ///
+    /// The first call of a round passes MPI to the communication thread.
+    public func start(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        communicator.validate(count: count, "BackgroundAllreducer.start(\(count) floats)")
+        let beginsRound = state.withLock { !state.active }
+        if beginsRound {
+            caller = pthread_self()
+            communicator.handOverMPI(to: thread, "BackgroundAllreducer.start")
+        }
+        state.withLock {
+            if beginsRound { state.beginRound(caller: caller) }
+            state.queue.append((buffer, count))
+            state.signal()
+        }
+    }
+
+    /// Blocks until every bucket of the round holds the mean over all ranks; MPI returns to the caller.
+    ///
+    /// The time spent here is exposed communication (`Communicator.timing.waitSeconds`);
+    /// the communication thread's busy time goes to `timing.backgroundSeconds`.
+    public func finish() {
+        // A clock outside MPI: the communication thread owns MPI until the round ends.
+        let t0 = ReducerState.now()
+        let round: Round? = communicator.blocking("gradient allreduce (communication thread)") {
+            state.withLock {
+                guard state.active else { return nil }
+                state.finishing = true
+                state.signal()
+                while state.active { state.wait() }
+                return state.lastRound
+            }
+        }
+        guard var round else { return }
+        let waited = ReducerState.now() - t0
+        round.waitSeconds = waited
+        state.withLock { state.lastRound.waitSeconds = waited }
+        communicator.timing.waitSeconds += waited
+        communicator.timing.backgroundSeconds += round.busySeconds
+        communicator.timing.nonBlockingCalls += round.buckets
+        communicator.timing.reducedBytes += round.floats * MemoryLayout<Float>.stride
+    }
+}
+
+// MARK: - The communication thread
+
+/// What the caller and the communication thread share; every field is guarded by the mutex.
+private final class ReducerState {
+    let communicator: Communicator
+    let pollInterval: Double
+    var queue: [(UnsafeMutablePointer<Float>, Int)] = []
+    var active = false
+    var finishing = false
+    var shutdown = false
+    var lastRound = BackgroundAllreducer.Round()
+    private var caller = pthread_t()
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+
+    init(communicator: Communicator, pollInterval: Double) {
+        self.communicator = communicator
+        self.pollInterval = pollInterval
+        pthread_mutex_init(&mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(&condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(&condition)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+
+    /// Monotonic seconds, for timing on either thread.
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+
+    /// Wakes the other side; call with the mutex held.
+    func signal() { pthread_cond_broadcast(&condition) }
+
+    /// Waits for a signal; call with the mutex held.
+    func wait() { pthread_cond_wait(&condition, &mutex) }
+
+    /// Waits for a signal or `seconds`; call with the mutex held.
+    func wait(seconds: Double) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let total = Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9 + seconds
+        var deadline = timespec()
+        deadline.tv_sec = Int(total)
+        deadline.tv_nsec = Int((total - Double(Int(total))) * 1e9)
+        pthread_cond_timedwait(&condition, &mutex, &deadline)
+    }
+
+    /// Opens a round; call with the mutex held, after MPI was handed to the communication thread.
+    func beginRound(caller: pthread_t) {
+        self.caller = caller
+        active = true
+        finishing = false
+        lastRound = BackgroundAllreducer.Round()
+    }
+
+    /// The communication thread's loop: sleep until a round starts, then run it.
+    func run() {
+        pthread_mutex_lock(&mutex)
+        while true {
+            while !active && !shutdown { wait() }
+            if shutdown && !active { break }
+            pthread_mutex_unlock(&mutex)
+            runRound()
+            pthread_mutex_lock(&mutex)
+        }
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// One round: start buckets as they arrive, test them every poll interval, wait for the rest at `finish`.
+    private func runRound() {
+        let comm = communicator
+        let requests = RequestSet(comm: comm)
+        var round = BackgroundAllreducer.Round()
+        var firstStart = 0.0
+        while true {
+            // Take new buckets and the caller's finish request together.
+            let (arrived, finishing) = withLock { () -> ([(UnsafeMutablePointer<Float>, Int)], Bool) in
+                defer { queue.removeAll(keepingCapacity: true) }
+                return (queue, self.finishing)
+            }
+            for (buffer, count) in arrived {
+                if round.buckets == 0 { firstStart = MPI_Wtime() }
+                requests.start(buffer, count: count)
+                round.buckets += 1
+                round.floats += count
+            }
+            if finishing {
+                // The caller is waiting: nothing left to overlap with, so block until done.
+                round.completedBeforeFinish = requests.completedBuckets
+                requests.waitAll()
+                break
+            }
+            if requests.running > 0 {
+                requests.testSome()
+                round.polls += 1
+            }
+            withLock {
+                if queue.isEmpty && !self.finishing {
+                    if requests.running > 0 { wait(seconds: pollInterval) } else { wait() }
+                }
+            }
+        }
+        round.busySeconds = round.buckets > 0 ? max(0, requests.lastCompletion - firstStart) : 0
+        // MPI goes back to the caller before it is told the round is over.
+        comm.handOverMPI(to: caller, "BackgroundAllreducer round end")
+        withLock {
+            lastRound = round
+            active = false
+            finishing = false
+            signal()
+        }
+    }
+}
+
+// MARK: - The requests of a round
+
+/// The running MPI_Iallreduce (sum) requests of a round, tested together; a bucket is
+/// divided by the number of ranks (the mean) as soon as all its pieces are complete.
+private final class RequestSet {
+    let comm: Communicator
+    /// One handle per piece (buckets beyond 2^30 floats have several); MPI_REQUEST_NULL once complete.
+    private var handles: [MPI_Request?] = []
+    /// Bucket of each handle.
+    private var owner: [Int] = []
+    private var buckets: [(buffer: UnsafeMutablePointer<Float>, count: Int, pieces: Int)] = []
+    private var indices: [Int32] = []
+    /// Pieces still running.
+    private(set) var running = 0
+    /// Buckets whose mean is in place.
+    private(set) var completedBuckets = 0
+    /// MPI_Wtime when the last bucket completed.
+    private(set) var lastCompletion = 0.0
+
+    init(comm: Communicator) { self.comm = comm }
+
+    /// Starts the in-place sum of a bucket, in pieces MPI's 32-bit counts can hold.
+    func start(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        comm.enter("MPI_Iallreduce on the communication thread")
+        let bucket = buckets.count
+        var pieces = 0, done = 0
+        while done < count {
+            let n = min(count - done, Communicator.maxChunk)
+            var handle: MPI_Request? = swiftgpt_mpi_request_null()
+            comm.check(MPI_Iallreduce(swiftgpt_mpi_in_place(), buffer + done, Int32(n), swiftgpt_mpi_float(),
+                                      swiftgpt_mpi_sum(), comm.comm, &handle),
+                       "MPI_Iallreduce(\(n) floats, sum) on the communication thread")
+            handles.append(handle)
+            owner.append(bucket)
+            pieces += 1
+            done += n
+        }
+        buckets.append((buffer, count, pieces))
+        running += pieces
+        if pieces == 0 { complete(bucket) }
+    }
+
+    /// One MPI_Testsome over every running piece: lets MPI move them all forward, completes the finished.
+    func testSome() {
+        guard running > 0 else { return }
+        if indices.count < handles.count { indices = [Int32](repeating: 0, count: handles.count) }
+        var outcount: Int32 = 0
+        comm.check(MPI_Testsome(Int32(handles.count), &handles, &outcount, &indices, swiftgpt_mpi_statuses_ignore()),
+                   "MPI_Testsome(\(running) allreduce pieces) on the communication thread")
+        guard outcount > 0 else { return }  // MPI_UNDEFINED (negative) cannot happen while pieces run
+        for k in 0..<Int(outcount) { finished(piece: Int(indices[k])) }
+    }
+
+    /// Blocks until every piece is complete.
+    func waitAll() {
+        guard running > 0 else { return }
+        let open = handles.indices.filter { handles[$0] != swiftgpt_mpi_request_null() }
+        comm.check(MPI_Waitall(Int32(handles.count), &handles, swiftgpt_mpi_statuses_ignore()),
+                   "MPI_Waitall(\(running) allreduce pieces) on the communication thread")
+        for piece in open { finished(piece: piece) }
+    }
+
+    private func finished(piece: Int) {
+        running -= 1
+        let bucket = owner[piece]
+        buckets[bucket].pieces -= 1
+        if buckets[bucket].pieces == 0 { complete(bucket) }
+    }
+
+    /// The mean: the same division the blocking `allreduce(.mean)` does, element by element.
+    private func complete(_ bucket: Int) {
+        Communicator.divide(buckets[bucket].buffer, count: buckets[bucket].count, by: Float(comm.size))
+        completedBuckets += 1
+        lastCompletion = MPI_Wtime()
+    }
+}

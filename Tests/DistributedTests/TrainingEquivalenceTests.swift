@@ -1,0 +1,258 @@
+// Data-parallel training under real mpirun: N ranks with batch B train the
+// same model as one rank with batch N*B (the same windows: data_shards fixed),
+// with the gradient allreduce overlapped with backward and without; across two
+// test hosts over TCP too; replicas stay identical to the checkpoint; a rank
+// killed mid-run ends the job. Small models, so each run takes about a second.
+// Needs the release build (swift build -c release --build-tests) and Tiny
+// Shakespeare in the shared datasets.
+import Foundation
+import GPTCore
+import GPTData
+import GPTTrain
+import TestSupport
+import XCTest
+
+// MARK: - Tests
+
+final class TrainingEquivalenceTests: XCTestCase {
+    /// Tolerance on the largest per-tensor relative difference ‖a − b‖ / ‖b‖ after 5 AdamW steps.
+    static let tolerance = 1e-5
+
+    /// 4 ranks with batch 4 = 1 rank with batch 16, overlap on (several buckets) and off.
+    func testFourRanksEqualOneRankWithFourTimesTheBatch() throws {
+        let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
+        let reference = try train(in: dir, "one", ranks: 1, ["batch_size=16", "data_shards=4"])
+        for overlap in [true, false] {
+            let name = "four-overlap-\(overlap)"
+            let run = try train(in: dir, name, ranks: 4, ["batch_size=4", "data_shards=4", "overlap_comm=\(overlap)"])
+            try assertEquivalent(run, reference, "4 ranks x batch 4 (overlap_comm \(overlap)) vs 1 rank x batch 16")
+            try assertReplicasMatchCheckpoint(run, ranks: 4)
+            try assertCommunicationThread(run, used: overlap)
+        }
+        // The comparison is sensitive: other windows (one shard instead of four) give other weights.
+        let other = try train(in: dir, "one-shard", ranks: 1, ["batch_size=16", "data_shards=1"])
+        let control = try Self.difference(Checkpoint.read(from: other.checkpoint), Checkpoint.read(from: reference.checkpoint))
+        print("control: 1 rank, data_shards 1 vs 4: max relative difference \(control.description)")
+        XCTAssertGreaterThan(control.relative, 1e3 * Self.tolerance, "the comparison cannot tell different runs apart")
+    }
+
+    /// 2 ranks x 2 accumulation steps = 1 rank x 4 accumulation steps, overlap on and off.
+    func testAccumulationOverRanksEqualsAccumulationOnOneRank() throws {
+        let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
+        let reference = try train(in: dir, "one", ranks: 1, ["batch_size=4", "data_shards=2", "gradient_accumulation_steps=4"])
+        for overlap in [true, false] {
+            let run = try train(in: dir, "two-overlap-\(overlap)", ranks: 2,
+                                ["batch_size=4", "data_shards=2", "gradient_accumulation_steps=2", "overlap_comm=\(overlap)"])
+            try assertEquivalent(run, reference, "2 ranks x 2 micro-steps (overlap_comm \(overlap)) vs 1 rank x 4 micro-steps")
+            try assertReplicasMatchCheckpoint(run, ranks: 2)
+            try assertCommunicationThread(run, used: overlap)
+        }
+    }
+
+    /// 4 ranks on 2 test hosts (TCP between them) = 1 rank with 4 times the batch.
+    func testFourRanksOnTwoHostsOverTCPEqualOneNode() throws {
+        let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
+        let reference = try train(in: dir, "one", ranks: 1, ["batch_size=16", "data_shards=4"])
+        try TestCluster.bringUp(hosts: 2, for: self)
+        let before = try (0..<2).map { try TestCluster.veth($0) }
+        let run = try train(in: dir, "cluster", ranks: 4, ["batch_size=4", "data_shards=4", "overlap_comm=true"], onCluster: true)
+        try assertEquivalent(run, reference, "4 ranks on 2 test hosts vs 1 rank x batch 16")
+        try assertReplicasMatchCheckpoint(run, ranks: 4)
+        // The gradients (tens of kB per step) crossed the bridge.
+        let after = try (0..<2).map { try TestCluster.veth($0) }
+        for host in 0..<2 {
+            let sent = after[host].rx - before[host].rx
+            XCTAssertGreaterThan(sent, 100_000, "swgpt-h\(host) sent only \(sent) bytes: the ranks did not talk over TCP")
+        }
+    }
+
+    /// Evaluation, checkpoints and samples every 2 steps with 4 ranks: the run finishes, and the
+    /// final checkpoint holds exactly every rank's parameters.
+    func testEvalCheckpointAndSampleWithFourRanks() throws {
+        let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
+        let run = try train(in: dir, "busy", ranks: 4,
+                            ["batch_size=4", "max_iters=6", "eval_interval=2", "eval_iters=3", "sample_tokens=24",
+                             "always_save_checkpoint=true", "check_interval=2", "keep_checkpoints=0"])
+        let events = try readMetrics(run.outDir).compactMap { $0["event"] as? String }
+        XCTAssertEqual(events.filter { $0 == "eval" }.count, 4, "evaluations at steps 0, 2, 4, 6: \(events)")
+        XCTAssertEqual(events.filter { $0 == "sample" }.count, 4, "samples at steps 0, 2, 4, 6: \(events)")
+        XCTAssertEqual(events.filter { $0 == "checkpoint" }.count, 3, "checkpoints at steps 2, 4, 6: \(events)")
+        for step in [2, 4, 6] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run.outDir + String(format: "/ckpt_%07d.h5", step)))
+        }
+        try assertReplicasMatchCheckpoint(run, ranks: 4)
+    }
+
+    /// A rank SIGKILLed in the middle of training ends the job with an error, never a hang.
+    func testKilledRankEndsTraining() throws {
+        let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
+        let corpus = try corpus(in: dir)
+        let args = Self.baseSettings(corpus: corpus, outDir: dir.file("killed")) + ["--set", "batch_size=4", "--set", "max_iters=50"]
+        let result = try MPIHarness.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "4",
+                                         try MPIHarness.gptBinary(), "train"] + args,
+                                        timeout: 120,
+                                        environment: ["SWIFTGPT_TEST_KILL_RANK": "1", "SWIFTGPT_TEST_KILL_STEP": "3",
+                                                      "SWIFTGPT_THREADS": "1"])
+        XCTAssertFalse(result.timedOut, "the training job hung after rank 1 was killed:\n\(result.transcript)")
+        XCTAssertNotEqual(result.exitCode, 0, "mpirun reported success although rank 1 was killed:\n\(result.transcript)")
+        XCTAssertTrue(result.stdout.contains("rank 1 of 4 kills itself (SIGKILL) at step 3"), result.transcript)
+        let delay = try XCTUnwrap(MPIHarness.secondsFromEvent(in: result, marker: "at step 3 at unix time "), result.transcript)
+        print("rank 1 killed at step 3 of training: mpirun exited \(String(format: "%.2f", delay)) s later, "
+              + "status \(result.exitCode.map(String.init) ?? "signal")")
+        XCTAssertLessThan(delay, 30, "mpirun took \(delay) s to end the job")
+        let metrics = try String(contentsOfFile: dir.file("killed") + "/metrics.jsonl", encoding: .utf8)
+        XCTAssertFalse(metrics.contains("\"summary\""), "the run claims to have finished:\n\(metrics)")
+    }
+
+    /// A rank that stops (SIGSTOP: alive but silent, as on a hung node) is not noticed by Open MPI;
+    /// collective_timeout makes the watchdog abort the job, rank 0 naming the step and the missing rank.
+    func testHungRankEndsTrainingAfterTheCollectiveTimeout() throws {
+        let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
+        let corpus = try corpus(in: dir)
+        let args = Self.baseSettings(corpus: corpus, outDir: dir.file("hung"))
+            + ["--set", "batch_size=4", "--set", "max_iters=50", "--set", "collective_timeout=3"]
+        let result = try MPIHarness.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "4",
+                                         try MPIHarness.gptBinary(), "train"] + args,
+                                        timeout: 120,
+                                        environment: ["SWIFTGPT_TEST_KILL_RANK": "1", "SWIFTGPT_TEST_KILL_STEP": "3",
+                                                      "SWIFTGPT_TEST_KILL_SIGNAL": "STOP"])
+        XCTAssertFalse(result.timedOut, "the training job hung after rank 1 stopped:\n\(result.transcript)")
+        XCTAssertNotEqual(result.exitCode, 0, result.transcript)
+        XCTAssertTrue(result.stdout.contains("rank 1 of 4 stops itself (SIGSTOP) at step 3"), result.transcript)
+        XCTAssertTrue(result.stderr.contains("watchdog: step 4 did not finish within 3 s"), result.transcript)
+        XCTAssertTrue(result.stderr.contains("ranks that did not arrive: 1 (last seen in"), result.transcript)
+        let delay = try XCTUnwrap(MPIHarness.secondsFromEvent(in: result, marker: "at step 3 at unix time "), result.transcript)
+        print("rank 1 stopped at step 3: mpirun exited \(String(format: "%.2f", delay)) s later (collective_timeout 3 s)")
+        XCTAssertGreaterThan(delay, 2.5, "the job ended before the timeout could have fired")
+        XCTAssertLessThan(delay, 30, "mpirun took \(delay) s to end the job")
+    }
+
+    /// A kill switch that names no rank of the world is refused before training starts.
+    func testKillSwitchOutsideTheWorldIsRejected() throws {
+        let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
+        let corpus = try corpus(in: dir)
+        let result = try MPIHarness.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
+                                         try MPIHarness.gptBinary(), "train"]
+                                            + Self.baseSettings(corpus: corpus, outDir: dir.file("bad")),
+                                        timeout: 60,
+                                        environment: ["SWIFTGPT_TEST_KILL_RANK": "7", "SWIFTGPT_TEST_KILL_STEP": "1"])
+        XCTAssertFalse(result.timedOut, result.transcript)
+        XCTAssertNotEqual(result.exitCode, 0, result.transcript)
+        XCTAssertTrue(result.transcript.contains("SWIFTGPT_TEST_KILL_RANK=7 is not a rank: the world has 2 rank(s), 0...1"),
+                      result.transcript)
+    }
+
+    // MARK: - Runs
+
+    struct Run {
+        let name: String
+        let outDir: String
+        var checkpoint: String { outDir + "/latest.h5" }
+    }
+
+    /// The corpus shared by all runs of one test.
+    private func corpus(in dir: TemporaryDirectory) throws -> String {
+        try shakespeareCorpus(in: dir.path)
+    }
+
+    /// A tiny model trained for 5 AdamW steps with dropout 0; `--set` settings shared by every run.
+    static func baseSettings(corpus: String, outDir: String) -> [String] {
+        let settings = ["dataset=\(corpus)", "out_dir=\(outDir)", "n_layer=2", "n_head=2", "n_embd=48", "block_size=32",
+                        "dropout=0", "max_iters=5", "eval_interval=5", "eval_iters=2", "sample_tokens=0",
+                        "warmup_iters=2", "learning_rate=1e-3", "log_interval=1", "threads=1",
+                        // Buckets of 2,621 floats: each block (27,792 floats) is its own bucket.
+                        "bucket_mb=0.01"]
+        return settings.flatMap { ["--set", $0] }
+    }
+
+    /// Trains with `ranks` ranks (mpirun, or no mpirun for one rank) and the extra settings.
+    private func train(in dir: TemporaryDirectory, _ name: String, ranks: Int, _ settings: [String],
+                       onCluster: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> Run {
+        let outDir = dir.file(name)
+        let args = ["train"] + Self.baseSettings(corpus: try corpus(in: dir), outDir: outDir) + settings.flatMap { ["--set", $0] }
+        let binary = try MPIHarness.gptBinary()
+        let argv: [String]
+        if onCluster {
+            argv = [TestCluster.script, "run", "-np", String(ranks), "--", binary] + args
+        } else if ranks == 1 {
+            argv = [binary] + args
+        } else {
+            argv = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", String(ranks), binary] + args
+        }
+        let result = try MPIHarness.run(argv, timeout: onCluster ? 180 : 120)
+        XCTAssertFalse(result.timedOut, "\(name) hung:\n\(result.transcript)", file: file, line: line)
+        XCTAssertEqual(result.exitCode, 0, "\(name) failed:\n\(result.transcript)", file: file, line: line)
+        guard result.exitCode == 0 else { throw XCTSkip("run \(name) failed (recorded above)") }
+        return Run(name: name, outDir: outDir)
+    }
+
+    // MARK: - Comparisons
+
+    struct Difference: CustomStringConvertible {
+        /// Largest ‖a − b‖ / ‖b‖ over the named tensors.
+        var relative = 0.0
+        var tensor = ""
+        /// Largest |a − b| over all parameters.
+        var maxAbsolute = 0.0
+        var description: String {
+            String(format: "%.3g (%@), max absolute difference %.3g", relative, tensor as NSString, maxAbsolute)
+        }
+    }
+
+    /// Per-tensor relative difference of two checkpoints' parameters (same architecture).
+    static func difference(_ a: Checkpoint, _ b: Checkpoint) throws -> Difference {
+        XCTAssertEqual(a.parameters.count, b.parameters.count)
+        var d = Difference()
+        for t in ParameterLayout(config: a.modelConfig).tensors {
+            var diff2 = 0.0, ref2 = 0.0
+            for i in t.offset..<(t.offset + t.count) {
+                let x = Double(a.parameters[i]), y = Double(b.parameters[i])
+                diff2 += (x - y) * (x - y)
+                ref2 += y * y
+                d.maxAbsolute = max(d.maxAbsolute, abs(x - y))
+            }
+            let relative = ref2 > 0 ? (diff2 / ref2).squareRoot() : diff2.squareRoot()
+            if relative >= d.relative { d.relative = relative; d.tensor = t.name }
+        }
+        return d
+    }
+
+    private func assertEquivalent(_ run: Run, _ reference: Run, _ what: String,
+                                  file: StaticString = #filePath, line: UInt = #line) throws {
+        let a = try Checkpoint.read(from: run.checkpoint), b = try Checkpoint.read(from: reference.checkpoint)
+        XCTAssertEqual(a.step, 5, file: file, line: line)
+        XCTAssertEqual(b.step, 5, file: file, line: line)
+        let d = try Self.difference(a, b)
+        print("\(what): max relative difference \(d.description)")
+        XCTAssertLessThan(d.relative, Self.tolerance, "\(what): parameters differ by \(d.description)", file: file, line: line)
+    }
+
+    /// With overlap the gradients went through the communication thread (its busy time is in the
+    /// summary); without, they did not.
+    private func assertCommunicationThread(_ run: Run, used: Bool, file: StaticString = #filePath, line: UInt = #line) throws {
+        let summary = try XCTUnwrap(readMetrics(run.outDir).last { $0["event"] as? String == "summary" },
+                                    "no summary in \(run.outDir)/metrics.jsonl", file: file, line: line)
+        let background = try XCTUnwrap(summary["background_comm_ms_per_step"] as? Double, "\(summary)", file: file, line: line)
+        if used {
+            XCTAssertGreaterThan(background, 0, "overlap_comm = true, but no bucket went through the communication thread",
+                                 file: file, line: line)
+        } else {
+            XCTAssertEqual(background, 0, "overlap_comm = false, but the communication thread reduced buckets", file: file, line: line)
+        }
+    }
+
+    /// The run's "replicas" event names `ranks` checksums, all equal to the final checkpoint's.
+    private func assertReplicasMatchCheckpoint(_ run: Run, ranks: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let events = try readMetrics(run.outDir).filter { $0["event"] as? String == "replicas" }
+        let event = try XCTUnwrap(events.last, "no replicas event in \(run.outDir)/metrics.jsonl", file: file, line: line)
+        let sums = (event["checksums"] as? String ?? "").split(separator: " ").map { UInt64($0, radix: 16) }
+        XCTAssertEqual(sums.count, ranks, "\(event)", file: file, line: line)
+        let ckpt = try Checkpoint.read(from: run.checkpoint, includeOptimizer: false)
+        XCTAssertEqual(event["step"] as? Int, ckpt.step, file: file, line: line)
+        let expected = ckpt.parameters.withUnsafeBufferPointer { parameterChecksum($0.baseAddress!, count: $0.count) }
+        for (rank, sum) in sums.enumerated() {
+            XCTAssertEqual(sum, expected, "rank \(rank)'s parameters differ from the checkpoint's", file: file, line: line)
+        }
+        XCTAssertEqual(event["identical"] as? Bool, true, file: file, line: line)
+    }
+}
