@@ -197,11 +197,15 @@ cmd_run() {
     local root_flag=()
     [[ $(id -u) == 0 ]] && root_flag=(--allow-run-as-root)
     # All test hosts share this machine's cores: no binding, oversubscription allowed.
+    # TCP keepalives on mpirun's links to its daemons (2 s idle, 3 probes 1 s apart)
+    # let mpirun notice a host that dropped off the network in seconds rather than
+    # the kernel's retransmission timeout, so a job with a lost host ends.
     exec mpirun "${root_flag[@]}" -np "$np" --hostfile "$hostfile" --oversubscribe \
         --map-by slot --bind-to none \
         --mca plm_rsh_agent "$script_dir/netns-rsh" --mca plm_rsh_no_tree_spawn 1 \
         --mca btl "${SWGPT_BTL:-tcp,self}" \
         --mca btl_tcp_if_include "$subnet" --mca oob_tcp_if_include "$subnet" \
+        --mca oob_tcp_keepalive_time 2 --mca oob_tcp_keepalive_intvl 1 --mca oob_tcp_keepalive_probes 3 \
         -x SWGPT_CLUSTER_STATE="$state_dir" -x SWIFTGPT_THREADS="${SWIFTGPT_THREADS:-1}" \
         -x OPENBLAS_NUM_THREADS="${SWIFTGPT_THREADS:-1}" -x OMP_NUM_THREADS="${SWIFTGPT_THREADS:-1}" \
         "$program" "$@"

@@ -191,6 +191,10 @@ public final class Trainer {
                 let root = comm.broadcast(comm.isRoot ? w.listen() : "", root: 0)
                 if !comm.isRoot { w.connect(to: root) }
             }
+            if let log = log {
+                // The main thread is stuck when this runs: the one write to the log is safe.
+                w.onFire = { message in try? log.log("watchdog", step: -1, ["message": .string(message)]) }
+            }
             w.start()
             watchdog = w
         } else {

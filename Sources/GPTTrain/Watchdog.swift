@@ -24,8 +24,11 @@ public final class Watchdog {
     private var heard: [(step: Int, phase: String)]
     private var socket: Int32 = -1
     private var targets: [sockaddr_in] = []
-    /// Called with the message instead of exiting (tests); nil exits the process.
+    /// Called on the watchdog thread with the message, before the process exits
+    /// (rank 0 records it in metrics.jsonl, where `gpt supervise` looks for it).
     public var onFire: ((String) -> Void)?
+    /// Exit with status 124 after firing (tests turn this off).
+    public var exitOnFire = true
 
     /// A watchdog for `rank` of `size`; wire it with `listen` (rank 0) or
     /// `connect` (the others), then `start` it.
@@ -156,15 +159,13 @@ public final class Watchdog {
         lock.unlock()
         var message = "watchdog: step \(s) did not finish within \(Int(timeout)) s (collective_timeout); rank \(rank) is stuck in \(p)"
         if rank == 0 {
-            message += missing.isEmpty ? "; every rank reached it" : "; ranks that did not arrive: " + missing.joined(separator: ", ")
+            message += missing.isEmpty ? "; every rank reached it, so a rank or a link failed inside the collective"
+                : "; ranks that did not arrive: " + missing.joined(separator: ", ")
         }
         message += "; aborting so the job can be restarted from the last checkpoint"
-        if let onFire {
-            onFire(message)
-            return
-        }
         FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
-        _exit(124)
+        onFire?(message)
+        if exitOnFire { _exit(124) }
     }
 
     /// Non-loopback IPv4 addresses of this host, loopback last (for ranks on the same host).

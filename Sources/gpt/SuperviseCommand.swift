@@ -16,6 +16,8 @@ struct SuperviseCommand: ParsableCommand {
     @Option(help: "The run's out_dir (where latest.h5 and metrics.jsonl are).") var outDir: String
     @Option(help: "Restarts allowed before giving up.") var maxRestarts = 3
     @Option(help: "Seconds to wait before a restart.") var delay = 2.0
+    @Option(help: "Seconds a job may keep running after its watchdog fired before it is killed (mpirun can wait minutes for a lost host).")
+    var hangGrace = 10.0
     @Argument(parsing: .captureForPassthrough, help: "The command, after --.") var command: [String] = []
 
     func validate() throws {
@@ -68,14 +70,38 @@ struct SuperviseCommand: ParsableCommand {
             say("cannot start \(cmd[0]): \(error)")
             return 127
         }
-        SuperviseCommand.child = p.processIdentifier
-        signal(SIGINT) { _ in kill(SuperviseCommand.child, SIGTERM); Foundation.exit(130) }
-        signal(SIGTERM) { _ in kill(SuperviseCommand.child, SIGTERM); Foundation.exit(143) }
+        let pid = p.processIdentifier
+        setpgid(pid, pid)  // its own process group, so a hung job can be killed whole
+        SuperviseCommand.child = pid
+        signal(SIGINT) { _ in kill(-SuperviseCommand.child, SIGTERM); Foundation.exit(130) }
+        signal(SIGTERM) { _ in kill(-SuperviseCommand.child, SIGTERM); Foundation.exit(143) }
+        // Watch the run's log: once the watchdog has fired, the job must end soon.
+        let metrics = outDir + "/metrics.jsonl"
+        let offset = (try? FileManager.default.attributesOfItem(atPath: metrics)[.size] as? Int) ?? 0
+        var firedAt: Date?
+        while p.isRunning {
+            usleep(250_000)
+            if firedAt == nil, watchdogFired(metrics, after: offset) { firedAt = Date() }
+            if let t = firedAt, Date().timeIntervalSince(t) > hangGrace, p.isRunning {
+                say("the job's watchdog fired \(Int(hangGrace)) s ago and the job is still running; killing it")
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+                break
+            }
+        }
         p.waitUntilExit()
         return p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
     }
 
     nonisolated(unsafe) static var child: pid_t = 0
+
+    /// True when the run's metrics log got a "watchdog" event after byte `offset`.
+    private func watchdogFired(_ path: String, after offset: Int) -> Bool {
+        guard let h = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? h.close() }
+        guard (try? h.seek(toOffset: UInt64(offset))) != nil, let data = try? h.readToEnd() else { return false }
+        return String(decoding: data, as: UTF8.self).contains("\"event\":\"watchdog\"")
+    }
 
     private func resolvedSelf() -> String {
         let a = CommandLine.arguments[0]
