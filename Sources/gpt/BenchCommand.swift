@@ -30,6 +30,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        setvbuf(stdout, nil, _IOLBF, 0)  // lines in order, also into a file and before the child's
         let c = GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead,
                           nEmbd: nEmbd, dropout: 0, bias: true, tieWeights: true)
         let problems = c.problems()
