@@ -86,7 +86,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Start allreducing gradient buckets while backward is still running.
     public var overlapComm = true
     /// Size of one gradient bucket for the overlapped allreduce, in MiB of fp32 gradients.
-    public var bucketMB = 25.0
+    public var bucketMB = 4.0
 
     // robustness
     /// What to do when the loss or gradient norm is NaN or infinite.

@@ -86,7 +86,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.seed, 1337)
         XCTAssertEqual(c.threads, 0)
         XCTAssertTrue(c.overlapComm)
-        XCTAssertEqual(c.bucketMB, 25)
+        XCTAssertEqual(c.bucketMB, 4)
         XCTAssertEqual(c.nonfinite, .skip)
         XCTAssertEqual(c.maxNonfiniteSkips, 10)
         XCTAssertEqual(c.collectiveTimeout, 300)
@@ -385,7 +385,7 @@ final class ConfigTests: XCTestCase {
 
     func testBucketsAndTokens() {
         var c = TrainConfig()
-        XCTAssertEqual(c.bucketElements, 25 * 1_048_576 / 4)
+        XCTAssertEqual(c.bucketElements, 4 * 1_048_576 / 4)
         c.bucketMB = 1e-9
         XCTAssertEqual(c.bucketElements, 1)
         XCTAssertEqual(TrainConfig().tokensPerIteration(worldSize: 8), 8 * 64 * 256)
