@@ -21,7 +21,7 @@ final class ConfigTests: XCTestCase {
     /// Writes `text` to a file in the test directory and returns its path.
     private func write(_ text: String, name: String = "run.toml") throws -> String {
         let url = directory.appendingPathComponent(name)
-        try text.write(to: url, atomically: true, encoding: .utf8)
+        try text.write(to: url, atomically: false, encoding: .utf8)
         return url.path
     }
 

@@ -87,7 +87,7 @@ final class MetricsTests: XCTestCase {
     func testRepairsALineCutShortByACrash() throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let path = directory.appendingPathComponent("metrics.jsonl").path
-        try #"{"event":"train","step":1,"time":1.0}"#.appending("\n{\"event\":\"tr").write(toFile: path, atomically: true, encoding: .utf8)
+        try #"{"event":"train","step":1,"time":1.0}"#.appending("\n{\"event\":\"tr").write(toFile: path, atomically: false, encoding: .utf8)
         let log = try MetricsLog(path: path)
         try log.log("train", step: 2)
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
@@ -131,7 +131,7 @@ final class MetricsTests: XCTestCase {
     func testUnwritableDirectoryIsAClearError() throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let blocker = directory.appendingPathComponent("file")
-        try "x".write(to: blocker, atomically: true, encoding: .utf8)
+        try "x".write(to: blocker, atomically: false, encoding: .utf8)
         XCTAssertThrowsError(try MetricsLog(directory: blocker.appendingPathComponent("run").path)) { error in
             XCTAssertTrue("\(error)".hasPrefix("cannot create directory"), "\(error)")
         }
