@@ -103,7 +103,7 @@ public struct BPETokenizer: Tokenizer, Equatable {
             json += "[\(m.left),\(m.right)]"
         }
         json += "],\"pattern\":\"gpt2\",\"special_tokens\":["
-        json += specialTokens.map(jsonString).joined(separator: ",")
+        json += specialTokens.map(quotedStringLiteral).joined(separator: ",")
         json += "],\"version\":\(Self.serializationVersion)}"
         return json
     }
@@ -175,27 +175,6 @@ public struct BPETokenizer: Tokenizer, Equatable {
     }
 }
 
-/// `s` as a JSON string literal.
-private func jsonString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
-}
 
 // MARK: - Tables
 

@@ -1,5 +1,6 @@
 import Foundation
 import GPTCore
+import GPTData
 import TOMLKit
 
 // MARK: - TrainConfig

@@ -1,4 +1,5 @@
 import Foundation
+import GPTData
 
 // MARK: - MetricValue
 
@@ -33,27 +34,6 @@ public enum MetricValue: Equatable, Sendable, ExpressibleByIntegerLiteral, Expre
     }
 }
 
-/// A double-quoted string literal for `s`, valid both as JSON and as a TOML
-/// basic string: quotes, backslashes and control characters (and DEL) escaped.
-func quotedStringLiteral(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 || scalar.value == 0x7F {
-                out += String(format: "\\u%04X", scalar.value)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
-}
 
 // MARK: - MetricsLog
 
