@@ -41,6 +41,17 @@ public struct CorpusInfo: Sendable {
 
 /// Reading and checking corpus files.
 public enum CorpusFile {
+    /// Writes the root attributes every corpus starts with: format, tokenizer, sources, creation time.
+    static func writeHeader(_ file: H5File, tokenizer: any Tokenizer, sources: [String]) throws {
+        try file.setAttribute("format", format)
+        try file.setAttribute("format_version", formatVersion)
+        try file.setAttribute("vocab_size", tokenizer.vocabSize)
+        try file.setAttribute("tokenizer_kind", tokenizer.kind)
+        try file.setAttribute("tokenizer", tokenizer.serialized())
+        try file.setAttribute("source", sources.joined(separator: "\n"))
+        try file.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
+    }
+
     public static let format = "swiftgpt-corpus"
     public static let formatVersion = 1
     /// Tokens per HDF5 chunk of the token datasets.
@@ -252,13 +263,7 @@ public func prepareCharCorpus(inputs: [String], output: String, valFraction: Dou
     try AtomicFile.write(to: output) { temporary in
         let file = try H5File.create(temporary)
         defer { file.close() }
-        try file.setAttribute("format", CorpusFile.format)
-        try file.setAttribute("format_version", CorpusFile.formatVersion)
-        try file.setAttribute("vocab_size", tokenizer.vocabSize)
-        try file.setAttribute("tokenizer_kind", tokenizer.kind)
-        try file.setAttribute("tokenizer", tokenizer.serialized())
-        try file.setAttribute("source", inputs.joined(separator: "\n"))
-        try file.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
+        try CorpusFile.writeHeader(file, tokenizer: tokenizer, sources: inputs)
         switch TokenDType.fitting(vocabSize: tokenizer.vocabSize) {
         case .uint16: try writeTokens(UInt16.self, file: file, inputs: inputs, tokenizer: tokenizer,
                                       trainCount: trainCount, total: total)

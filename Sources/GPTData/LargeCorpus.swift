@@ -570,13 +570,7 @@ public func prepareBPECorpus(documents: [CorpusDocument], sources: [String], out
         try InterruptCleanup.removing(temporary) {
             let file = try H5File.create(temporary)
             defer { file.close() }
-            try file.setAttribute("format", CorpusFile.format)
-            try file.setAttribute("format_version", CorpusFile.formatVersion)
-            try file.setAttribute("vocab_size", tokenizer.vocabSize)
-            try file.setAttribute("tokenizer_kind", tokenizer.kind)
-            try file.setAttribute("tokenizer", tokenizer.serialized())
-            try file.setAttribute("source", sources.joined(separator: "\n"))
-            try file.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
+            try CorpusFile.writeHeader(file, tokenizer: tokenizer, sources: sources)
             let writer = try SplitWriter(file: file, dtype: TokenDType.fitting(vocabSize: tokenizer.vocabSize))
             let encoder = BPEEncoder(tokenizer: tokenizer, threads: options.threads)
             let batcher = DocumentBatcher(documents: documents, batchBytes: options.batchBytes, splitAtCharacter: splitAt)
