@@ -210,9 +210,10 @@ public final class Trainer {
         say("world: \(comm.size) rank(s) on \(comm.nodeCount) node(s), \(threads) thread(s) per rank; "
             + "\(config.tokensPerIteration(worldSize: comm.size)) tokens per step "
             + "(\(comm.size) ranks x \(accum) micro-steps x \(B) x \(T)); overlap_comm \(config.overlapComm)")
+        say("blas: " + BLASKernel.summary)
         try logEvent("info", step: step, ["world": .int(comm.size), "threads": .int(threads), "parameters": .int(pc.count),
                                           "tokens_per_step": .int(config.tokensPerIteration(worldSize: comm.size)),
-                                          "resumed": .bool(resume)])
+                                          "resumed": .bool(resume), "openblas_kernel": .string(BLASKernel.current)])
     }
 
     deinit {

@@ -36,10 +36,9 @@ struct BenchCommand: ParsableCommand {
         let problems = c.problems()
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
         let env = ProcessInfo.processInfo.environment
-        let kernel = env["OPENBLAS_CORETYPE"].map { "OPENBLAS_CORETYPE=\($0) OPENBLAS_L2_SIZE=\(env["OPENBLAS_L2_SIZE"] ?? "unset")" }
-            ?? "OPENBLAS_CORETYPE unset (OpenBLAS picks the kernel for this CPU)"
+        let kernel = BLASKernel.summary
         print("gpt bench: n_layer \(nLayer), n_head \(nHead), n_embd \(nEmbd), block_size \(blockSize), batch \(batchSize), vocab \(vocabSize), dropout 0")
-        print("OpenBLAS: \(kernel)")
+        print(kernel)
         let fpt = Bench.flopsPerToken(c, T: blockSize)
         print(String(format: "model: %.2fM parameters (non-embedding), %.1f MFLOP per token (nanoGPT estimate: 6N + 12LHQT)",
                      Double(ParameterLayout(config: c).nonEmbeddingCount) / 1e6, fpt / 1e6))
@@ -89,6 +88,7 @@ struct BenchCommand: ParsableCommand {
             var childEnv = env
             childEnv.removeValue(forKey: "OPENBLAS_CORETYPE")
             childEnv.removeValue(forKey: "OPENBLAS_L2_SIZE")
+            childEnv.removeValue(forKey: BLASKernel.markerVariable)
             p.environment = childEnv
             try p.run()
             p.waitUntilExit()

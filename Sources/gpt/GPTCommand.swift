@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GPTCore
 import GPTTrain
 
 @main
@@ -13,6 +14,8 @@ struct GPTCommand: ParsableCommand {
     /// Parses and runs the command. Help and exit codes behave as ArgumentParser makes
     /// them; a usage error is one `error:` line, like every other error of `gpt`.
     static func main() {
+        // Before anything else (MPI, threads): OpenBLAS must not run its generic kernel on a CPU it does not know.
+        BLASKernel.restartIfMisdetected()
         do {
             var command = try parseAsRoot()
             try command.run()

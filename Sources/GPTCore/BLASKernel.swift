@@ -1,0 +1,109 @@
+import CBLAS
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// Which OpenBLAS kernel runs our GEMMs, and a fix for CPUs OpenBLAS does not know.
+///
+/// OpenBLAS (as packaged by Debian, a DYNAMIC_ARCH build) chooses its kernel
+/// at load time from the CPU's family and model numbers. A CPU newer than the
+/// library (an Emerald Rapids Xeon under OpenBLAS 0.3.21, say) gets the
+/// generic SSE3 kernel, "Prescott": a third of the speed of the AVX2 kernel,
+/// a fifth of the AVX-512 one. The only documented override is the
+/// environment variable OPENBLAS_CORETYPE, read once when the library loads,
+/// so `gpt` starts over (execv, same process, before MPI_Init) with it set
+/// when OpenBLAS picked a kernel without AVX2 on a CPU that has it. A
+/// user-set OPENBLAS_CORETYPE is always left alone.
+public enum BLASKernel {
+    /// Set (to the kernel chosen) in the environment of a process `gpt` restarted.
+    public static let markerVariable = "SWIFTGPT_OPENBLAS_CORETYPE_CHOSEN"
+
+    /// The kernel OpenBLAS runs in this process ("Haswell", "SkylakeX", "Prescott", ...).
+    public static var current: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(String(cString: name).split(whereSeparator: { $0 == " " || $0 == "\n" }).first ?? "unknown")
+    }
+
+    /// OpenBLAS kernels that use neither AVX2 nor AVX-512: its fallbacks for x86 CPUs it cannot name.
+    static let legacyKernels: Set<String> = [
+        "katmai", "coppermine", "northwood", "prescott", "banias", "core2", "penryn", "dunnington", "nehalem",
+        "sandybridge", "atom", "nano", "athlon", "opteron", "opteron_sse3", "barcelona", "bobcat", "bulldozer",
+        "piledriver", "steamroller", "excavator",
+    ]
+
+    /// The OPENBLAS_CORETYPE to restart with, or nil to keep what OpenBLAS chose.
+    ///
+    /// - Parameters:
+    ///   - detected: OpenBLAS's kernel name in this process.
+    ///   - cpuFlags: the CPU feature flags the kernel reports (as in /proc/cpuinfo: "avx2", "fma", "avx512f", ...).
+    ///   - environment: this process's environment.
+    public static func override(detected: String, cpuFlags: Set<String>,
+                                environment: [String: String]) -> String? {
+        if environment["OPENBLAS_CORETYPE"] != nil || environment[markerVariable] != nil { return nil }
+        guard legacyKernels.contains(detected.lowercased()) else { return nil }
+        if cpuFlags.isSuperset(of: ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]) { return "SkylakeX" }
+        if cpuFlags.isSuperset(of: ["avx2", "fma"]) { return "Haswell" }
+        return nil
+    }
+
+    /// The CPU feature flags of the first processor in /proc/cpuinfo (empty where there is none).
+    public static func cpuFlags(cpuinfo path: String = "/proc/cpuinfo") -> Set<String> {
+        guard let f = fopen(path, "r") else { return [] }
+        defer { fclose(f) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, f) > 0, let line {
+            let text = String(cString: line)
+            guard text.hasPrefix("flags"), let colon = text.firstIndex(of: ":") else { continue }
+            return Set(text[text.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+        }
+        return []
+    }
+
+    /// Restarts this process with a better OPENBLAS_CORETYPE when OpenBLAS fell back to a
+    /// legacy kernel on an AVX2 or AVX-512 CPU; returns (doing nothing) otherwise or if
+    /// the restart fails. Call first thing in `main`, before MPI or any thread starts.
+    public static func restartIfMisdetected() {
+        let environment = Environment.variables
+        guard let coretype = override(detected: current, cpuFlags: cpuFlags(), environment: environment) else { return }
+        setenv("OPENBLAS_CORETYPE", coretype, 1)
+        setenv(markerVariable, coretype, 1)
+        var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
+        argv.append(nil)
+        execv("/proc/self/exe", argv)
+        // execv returned: run on with OpenBLAS's own choice.
+        unsetenv("OPENBLAS_CORETYPE")
+        unsetenv(markerVariable)
+    }
+
+    /// One line for logs: the kernel, and who chose it.
+    public static var summary: String {
+        let environment = Environment.variables
+        if let chosen = environment[markerVariable] {
+            return "OpenBLAS kernel \(current) (set by gpt: OpenBLAS does not recognise this CPU and would "
+                + "run its generic SSE kernel; OPENBLAS_CORETYPE=\(chosen))"
+        }
+        if let set = environment["OPENBLAS_CORETYPE"] {
+            return "OpenBLAS kernel \(current) (OPENBLAS_CORETYPE=\(set)"
+                + (environment["OPENBLAS_L2_SIZE"].map { ", OPENBLAS_L2_SIZE=\($0)" } ?? "") + ")"
+        }
+        return "OpenBLAS kernel \(current) (detected by OpenBLAS)"
+    }
+}
+
+/// The process environment without Foundation (GPTCore stays Foundation-free).
+enum Environment {
+    static var variables: [String: String] {
+        var result: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") { result[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        return result
+    }
+}
