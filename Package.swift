@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "GPTCoreTests", dependencies: ["GPTCore", "GPTData", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "GPTDataTests", dependencies: ["GPTData", "TestSupport"]),
-        .testTarget(name: "GPTTrainTests", dependencies: ["GPTTrain", "TestSupport"]),
+        .testTarget(name: "GPTTrainTests", dependencies: ["GPTTrain", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["GPTTrain", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -73,6 +73,79 @@ public final class GPT {
         }
     }
 
+    /// Re-initialises every parameter as nanoGPT's `GPT(config)` does under
+    /// `torch.manual_seed`, drawing from `g` exactly as torch does, so `g` is
+    /// left where nanoGPT's first `get_batch` finds it.
+    ///
+    /// torch draws three times: each module's own init while the model is
+    /// built (Embedding: normal_, Linear: kaiming uniform_ on the weight and
+    /// uniform_ on the bias; nanoGPT builds wte, wpe, the blocks, then
+    /// lm_head), then `_init_weights` over the modules in `apply`'s order
+    /// (normal_(0, 0.02) for Embedding and Linear weights; with tied weights
+    /// lm_head's draw is the one that stays), then normal_(0, 0.02/sqrt(2
+    /// n_layer)) for every c_proj weight in `named_parameters` order. Only the
+    /// last draw of each tensor survives; the earlier ones still move the
+    /// stream. Biases end at zero and LayerNorm weights at one.
+    public func initializeAsNanoGPT(_ g: inout TorchGenerator) {
+        let c = config, C = c.nEmbd, L = c.nLayer
+        func tensor(_ name: String) -> (UnsafeMutablePointer<Float>, Int) {
+            guard let t = layout[name] else { preconditionFailure("no parameter named \(name)") }
+            return (params + t.offset, t.count)
+        }
+        let linears = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
+        let fanIn = ["attn.c_attn": C, "attn.c_proj": C, "mlp.c_fc": C, "mlp.c_proj": 4 * C]
+        // The head's own weight: lm_head.weight, or (tied) the buffer wte shares with it.
+        let head = tensor(c.tieWeights ? "wte.weight" : "lm_head.weight")
+
+        // 1. Construction: each module's reset_parameters.
+        let (wte, nwte) = tensor("wte.weight"), (wpe, nwpe) = tensor("wpe.weight")
+        g.normal(wte, count: nwte, mean: 0, std: 1)
+        g.normal(wpe, count: nwpe, mean: 0, std: 1)
+        for l in 0..<L {
+            for m in linears {
+                let bound = 1 / Float(fanIn[m]!).squareRoot()
+                let (w, nw) = tensor("h.\(l).\(m).weight")
+                g.uniform(w, count: nw, from: -bound, to: bound)
+                if c.bias {
+                    let (b, nb) = tensor("h.\(l).\(m).bias")
+                    g.uniform(b, count: nb, from: -bound, to: bound)
+                }
+            }
+        }
+        let headBound = 1 / Float(C).squareRoot()
+        g.uniform(head.0, count: head.1, from: -headBound, to: headBound)
+
+        // 2. _init_weights through apply(): wte, wpe, the blocks' linears, lm_head.
+        g.normal(wte, count: nwte, mean: 0, std: 0.02)
+        g.normal(wpe, count: nwpe, mean: 0, std: 0.02)
+        for l in 0..<L {
+            for m in linears {
+                let (w, nw) = tensor("h.\(l).\(m).weight")
+                g.normal(w, count: nw, mean: 0, std: 0.02)
+            }
+        }
+        g.normal(head.0, count: head.1, mean: 0, std: 0.02)
+
+        // 3. The scaled residual projections.
+        let residStd = Float(0.02 / (2.0 * Double(L)).squareRoot())
+        for l in 0..<L {
+            for m in ["attn.c_proj", "mlp.c_proj"] {
+                let (w, nw) = tensor("h.\(l).\(m).weight")
+                g.normal(w, count: nw, mean: 0, std: residStd)
+            }
+        }
+
+        // Biases zero, LayerNorm weights one.
+        for t in layout.tensors {
+            let p = params + t.offset
+            if t.name.hasSuffix(".bias") {
+                p.update(repeating: 0, count: t.count)
+            } else if t.name.contains("ln_") {
+                p.update(repeating: 1, count: t.count)
+            }
+        }
+    }
+
     /// Pointer to the parameter tensor `name` (see ParameterLayout for names).
     public func parameter(_ name: String) -> UnsafeMutablePointer<Float> {
         guard let t = layout[name] else { preconditionFailure("no parameter named \(name)") }

@@ -3,13 +3,17 @@ import GPTData
 
 /// Random windows of block_size + 1 tokens, read from the corpus by hyperslab.
 ///
-/// Each window is a pure function of (seed, step, sample index), so a resumed
-/// run, or a run on another number of ranks, draws exactly the same windows:
-/// the loader has no state to save. Training windows: a step draws U samples
-/// (ranks x accumulation steps x batch); sample u belongs to data shard
-/// u * S / U of S contiguous shards (S = data shards, by default the number
-/// of ranks), and rank r draws samples (r * A + m) * B ..< +B in micro-step m,
-/// so with S = world every rank reads only its own 1/world slice of /train.
+/// A window is given by its start. With `rng = "counter"` each start is a
+/// pure function of (seed, step, sample index), so a resumed run, or a run
+/// on another number of ranks, draws exactly the same windows: the loader has
+/// no state to save. Training windows: a step draws U samples (ranks x
+/// accumulation steps x batch); sample u belongs to data shard u * S / U of S
+/// contiguous shards (S = data shards, by default the number of ranks), and
+/// rank r draws samples (r * A + m) * B ..< +B in micro-step m, so with
+/// S = world every rank reads only its own 1/world slice of /train. With
+/// `rng = "torch"` the starts are drawn from a `TorchGenerator` instead, one
+/// `torch.randint(shard tokens - block_size)` per window, as nanoGPT's
+/// get_batch does.
 public final class WindowSampler {
     public let source: TokenSource
     public let blockSize: Int
@@ -33,34 +37,45 @@ public final class WindowSampler {
 
     deinit { buffer.deallocate() }
 
-    /// Fills inputs and targets (B, T) with samples first ..< first + B of step `step`,
-    /// out of `samplesPerStep` samples in the step.
-    public func fillTraining(inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>,
-                             step: Int, first: Int, B: Int, samplesPerStep: Int) throws {
-        for b in 0..<B {
-            let u = first + b
-            let shard = u * shards / samplesPerStep
-            let lo = source.count * shard / shards, hi = source.count * (shard + 1) / shards
-            let h = deriveSeed(seed, 1, step, u)
-            let start = lo + Int(h % UInt64(hi - lo - blockSize))
-            try read(start, inputs + b * blockSize, targets + b * blockSize)
-        }
+    // MARK: Starts
+
+    /// The tokens of the shard training sample `u` (of `samplesPerStep` in a step) is drawn from.
+    private func shardRange(sample u: Int, samplesPerStep: Int) -> Range<Int> {
+        let shard = u * shards / samplesPerStep
+        return source.count * shard / shards ..< source.count * (shard + 1) / shards
     }
 
-    /// Fills batch `k` of the evaluation at step `step`, windows from the whole split.
-    public func fillEval(inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>,
-                         step: Int, batch k: Int, B: Int) throws {
-        for b in 0..<B {
-            let h = deriveSeed(seed, 2, step, k, b)
-            let start = Int(h % UInt64(source.count - blockSize))
-            try read(start, inputs + b * blockSize, targets + b * blockSize)
-        }
+    /// Start of training sample `u` of step `step` (counter stream).
+    public func trainingStart(step: Int, sample u: Int, samplesPerStep: Int) -> Int {
+        let r = shardRange(sample: u, samplesPerStep: samplesPerStep)
+        return r.lowerBound + Int(deriveSeed(seed, 1, step, u) % UInt64(r.count - blockSize))
     }
 
-    private func read(_ start: Int, _ x: UnsafeMutablePointer<Int32>, _ y: UnsafeMutablePointer<Int32>) throws {
-        try source.read(offset: start, count: blockSize + 1, into: buffer)
-        x.update(from: buffer, count: blockSize)
-        y.update(from: buffer + 1, count: blockSize)
+    /// Start of training sample `u`, drawn from `g` (torch stream).
+    public func trainingStart(sample u: Int, samplesPerStep: Int, generator g: inout TorchGenerator) -> Int {
+        let r = shardRange(sample: u, samplesPerStep: samplesPerStep)
+        return r.lowerBound + g.randint(r.count - blockSize)
+    }
+
+    /// Start of row `b` of evaluation batch `k` at step `step`, over the whole split (counter stream).
+    public func evalStart(step: Int, batch k: Int, row b: Int) -> Int {
+        Int(deriveSeed(seed, 2, step, k, b) % UInt64(source.count - blockSize))
+    }
+
+    /// Start of an evaluation window over the whole split, drawn from `g` (torch stream).
+    public func evalStart(generator g: inout TorchGenerator) -> Int {
+        g.randint(source.count - blockSize)
+    }
+
+    // MARK: Windows
+
+    /// Fills inputs and targets (B, T) with the windows at `starts` (B of them).
+    public func fill(inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, starts: [Int]) throws {
+        for (b, start) in starts.enumerated() {
+            try source.read(offset: start, count: blockSize + 1, into: buffer)
+            (inputs + b * blockSize).update(from: buffer, count: blockSize)
+            (targets + b * blockSize).update(from: buffer + 1, count: blockSize)
+        }
     }
 }
 

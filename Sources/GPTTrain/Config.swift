@@ -82,6 +82,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var seed = 1337
     /// Threads per rank (OpenBLAS and the row-parallel loops); 0 = cores on the node / ranks on the node.
     public var threads = 0
+    /// Where the initial weights, the batch windows and the evaluation windows come from:
+    /// "counter" (pure functions of (seed, step, sample): bit-exact resume on any number of
+    /// ranks) or "torch" (PyTorch's generator, consumed as nanoGPT's train.py consumes it,
+    /// so a run sees the weights and windows of nanoGPT's run with the same seed).
+    public var rng = RandomStream.counter
 
     // distributed
     /// Start allreducing gradient buckets while backward is still running.
@@ -112,7 +117,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case learningRate = "learning_rate", maxIters = "max_iters", weightDecay = "weight_decay"
         case beta1, beta2, gradClip = "grad_clip"
         case decayLR = "decay_lr", warmupIters = "warmup_iters", lrDecayIters = "lr_decay_iters", minLR = "min_lr"
-        case seed, threads
+        case seed, threads, rng
         case overlapComm = "overlap_comm", bucketMB = "bucket_mb"
         case nonfinite, maxNonfiniteSkips = "max_nonfinite_skips", collectiveTimeout = "collective_timeout"
     }
@@ -141,11 +146,19 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try take(&gradClip, .gradClip)
         try take(&decayLR, .decayLR); try take(&warmupIters, .warmupIters)
         try take(&lrDecayIters, .lrDecayIters); try take(&minLR, .minLR)
-        try take(&seed, .seed); try take(&threads, .threads)
+        try take(&seed, .seed); try take(&threads, .threads); try take(&rng, .rng)
         try take(&overlapComm, .overlapComm); try take(&bucketMB, .bucketMB)
         try take(&nonfinite, .nonfinite); try take(&maxNonfiniteSkips, .maxNonfiniteSkips)
         try take(&collectiveTimeout, .collectiveTimeout)
     }
+}
+
+/// The source of a run's random numbers (the `rng` key).
+public enum RandomStream: String, Codable, CaseIterable, Sendable {
+    /// Counter-based: every window and dropout mask is a function of (seed, step, sample).
+    case counter
+    /// PyTorch's CPU generator (MT19937) seeded with seed + rank, drawn from in nanoGPT's order.
+    case torch
 }
 
 /// What a step does when its loss or gradient norm is not finite.
@@ -544,7 +557,7 @@ private struct Field {
             .bool(.decayLR, \.decayLR, schedule), .int(.warmupIters, \.warmupIters, schedule),
             .int(.lrDecayIters, \.lrDecayIters, schedule), .double(.minLR, \.minLR, schedule),
 
-            .int(.seed, \.seed, system), .int(.threads, \.threads, system),
+            .int(.seed, \.seed, system), .int(.threads, \.threads, system), .choice(.rng, \.rng, system),
 
             .bool(.overlapComm, \.overlapComm, dist), .double(.bucketMB, \.bucketMB, dist),
 

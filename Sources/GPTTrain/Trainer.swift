@@ -36,6 +36,12 @@ public final class Trainer {
     private let watchdog: Watchdog?
     private var nonfiniteRun = 0
     private var nonfiniteTotal = 0
+    /// rng = "torch": this rank's PyTorch stream, and where it stood when the current step began
+    /// (what a checkpoint of this step stores).
+    private var torchRNG: TorchGenerator?
+    private var torchRNGAtStepStart: TorchGenerator?
+    /// rng = "torch": the windows of micro-step 0, drawn before the step's evaluation as nanoGPT does.
+    private var pendingStarts: [Int]?
     private var out: (String) -> Void = { print($0) }
 
     // MARK: - Setup
@@ -136,6 +142,13 @@ public final class Trainer {
             : try JSONDecoder().decode(GPTConfig.self, from: Data(modelJSON.utf8))
         mc.dropout = Float(config.dropout)
         let model = GPT(config: mc, seed: seed)
+        if config.rng == .torch {
+            // As nanoGPT: torch.manual_seed(seed + rank), the model's own draws, then the batches.
+            // Every rank draws its init (to move its stream); rank 0's weights are broadcast below.
+            var g = TorchGenerator(seed: seed &+ UInt64(comm.rank))
+            model.initializeAsNanoGPT(&g)
+            torchRNG = g
+        }
         let optimizer = AdamW(layout: model.layout, beta1: Float(config.beta1), beta2: Float(config.beta2),
                               weightDecay: Float(config.weightDecay))
         self.model = model
@@ -160,6 +173,9 @@ public final class Trainer {
             comm.broadcast(&b, count: 1)
             bestValLoss = b[0]
             optimizer.t = step
+            if config.rng == .torch {
+                torchRNG = Trainer.restoredTorchStream(ckpt, comm: comm, seed: seed, step: step, notes: &notes)
+            }
         }
         schedule = LRSchedule(learningRate: Float(config.learningRate), minLR: Float(config.minLR),
                               warmupIters: config.warmupIters, decayIters: config.lrDecayIters, decay: config.decayLR)
@@ -211,9 +227,14 @@ public final class Trainer {
             + "\(config.tokensPerIteration(worldSize: comm.size)) tokens per step "
             + "(\(comm.size) ranks x \(accum) micro-steps x \(B) x \(T)); overlap_comm \(config.overlapComm)")
         say("blas: " + BLASKernel.summary)
+        if config.rng == .torch {
+            say("rng: torch: PyTorch's generator seeded with \(config.seed) + rank, drawn from as nanoGPT's train.py draws "
+                + "(initial weights, then one torch.randint per window)")
+        }
         try logEvent("info", step: step, ["world": .int(comm.size), "threads": .int(threads), "parameters": .int(pc.count),
                                           "tokens_per_step": .int(config.tokensPerIteration(worldSize: comm.size)),
-                                          "resumed": .bool(resume), "openblas_kernel": .string(BLASKernel.current)])
+                                          "resumed": .bool(resume), "openblas_kernel": .string(BLASKernel.current),
+                                          "rng": .string(config.rng.rawValue)])
     }
 
     deinit {
@@ -307,6 +328,32 @@ public final class Trainer {
         }
     }
 
+    /// rng = "torch", resuming: this rank's PyTorch stream as the checkpoint saved it (rank 0
+    /// reads the checkpoint and sends every rank its own), or, when the checkpoint holds none or
+    /// holds another number of ranks', a fresh stream seeded from (seed, step, rank).
+    static func restoredTorchStream(_ ckpt: Checkpoint?, comm: Communicator, seed: UInt64, step: Int,
+                                    notes: inout [String]) -> TorchGenerator {
+        var words = ckpt?.state[torchStreamsKey] ?? []
+        let count = comm.broadcast(words.count)
+        if !comm.isRoot { words = [UInt64](repeating: 0, count: count) }
+        if count > 0 && comm.size > 1 {
+            words.withUnsafeMutableBufferPointer { comm.broadcast($0.baseAddress!, count: count) }
+        }
+        let W = TorchGenerator.wordCount
+        if count == W * comm.size, let g = TorchGenerator(words: Array(words[(comm.rank * W)..<((comm.rank + 1) * W)])) {
+            return g
+        }
+        if comm.isRoot {
+            notes.append(count == 0 ? "the checkpoint holds no PyTorch random streams (it was written with rng = \"counter\"): "
+                + "new streams from here on" : "the checkpoint holds the PyTorch random streams of \(count / W) rank(s): "
+                + "new streams from here on")
+        }
+        return TorchGenerator(seed: deriveSeed(seed, 6, step, comm.rank))
+    }
+
+    /// Checkpoint state key of the ranks' PyTorch streams (rng = "torch"), rank after rank.
+    static let torchStreamsKey = "torch_rng"
+
     /// The checkpoint named by init_from, or an error saying what init_from must name.
     static func readInitFrom(_ path: String) throws -> Checkpoint {
         let hint = "set init_from to a checkpoint written by `gpt train` (a run's ckpt_*.h5 or latest.h5), "
@@ -375,10 +422,21 @@ public final class Trainer {
         var lastLoss = Float.nan
         while true {
             let it = step
+            if var g = torchRNG {
+                // nanoGPT draws the batch of a step's first micro-step before that step's evaluation.
+                torchRNGAtStepStart = g
+                let first = comm.rank * accum * B
+                pendingStarts = (0..<B).map {
+                    trainWindows.trainingStart(sample: first + $0, samplesPerStep: samplesPerStep, generator: &g)
+                }
+                torchRNG = g
+            }
             if it % cfg.evalInterval == 0 || it == cfg.maxIters || cfg.evalOnly {
                 watchdog?.beginStep(it, phase: "evaluation")
                 if !(resumed && it == firstStep && !cfg.evalOnly) {
                     try evaluateAndCheckpoint()
+                } else if torchRNG != nil && comm.isRoot {
+                    _ = drawTorchEvalStarts()  // the evaluation this step had before the resume: its draws
                 }
                 if cfg.evalOnly { break }
             }
@@ -393,8 +451,20 @@ public final class Trainer {
             var lossSum: Float = 0
             for m in 0..<accum {
                 let first = (comm.rank * accum + m) * B
-                try trainWindows.fillTraining(inputs: inputs, targets: targets, step: it, first: first, B: B,
-                                              samplesPerStep: samplesPerStep)
+                let starts: [Int]
+                if var g = torchRNG {
+                    if m == 0, let p = pendingStarts {
+                        starts = p
+                    } else {
+                        starts = (0..<B).map {
+                            trainWindows.trainingStart(sample: first + $0, samplesPerStep: samplesPerStep, generator: &g)
+                        }
+                        torchRNG = g
+                    }
+                } else {
+                    starts = (0..<B).map { trainWindows.trainingStart(step: it, sample: first + $0, samplesPerStep: samplesPerStep) }
+                }
+                try trainWindows.fill(inputs: inputs, targets: targets, starts: starts)
                 model.dropoutSeed = deriveSeed(UInt64(cfg.seed), 4, it, first)
                 lossSum += model.forward(inputs: inputs, targets: targets, B: B, T: T)
                 let last = m == accum - 1
@@ -478,16 +548,37 @@ public final class Trainer {
     public func estimateLoss() throws -> (train: Double, val: Double) {
         model.training = false
         defer { model.training = true }
+        // rng = "torch": rank 0 draws every window from its stream, as nanoGPT's master process does.
+        var table: [Int] = []
+        if torchRNG != nil {
+            table = comm.isRoot ? drawTorchEvalStarts() : [Int](repeating: 0, count: 2 * cfg.evalIters * B)
+            if comm.size > 1 { table.withUnsafeMutableBufferPointer { comm.broadcast($0.baseAddress!, count: $0.count) } }
+        }
         var sums = [0.0, 0.0, 0.0, 0.0]
         for (i, sampler) in [evalTrain, evalVal].enumerated() {
             for k in stride(from: comm.rank, to: cfg.evalIters, by: comm.size) {
-                try sampler.fillEval(inputs: inputs, targets: targets, step: step, batch: k, B: B)
+                let starts = table.isEmpty ? (0..<B).map { sampler.evalStart(step: step, batch: k, row: $0) }
+                    : Array(table[((i * cfg.evalIters + k) * B)..<((i * cfg.evalIters + k + 1) * B)])
+                try sampler.fill(inputs: inputs, targets: targets, starts: starts)
                 sums[2 * i] += Double(model.forward(inputs: inputs, targets: targets, B: B, T: T))
                 sums[2 * i + 1] += 1
             }
         }
         if comm.size > 1 { comm.allreduce(&sums, count: 4, op: .sum) }
         return (sums[0] / sums[1], sums[2] / sums[3])
+    }
+
+    /// rng = "torch": the starts of every evaluation window, eval_iters batches of the train split
+    /// then of the val split, drawn from this rank's stream in nanoGPT's order.
+    private func drawTorchEvalStarts() -> [Int] {
+        guard var g = torchRNG else { return [] }
+        var starts: [Int] = []
+        starts.reserveCapacity(2 * cfg.evalIters * B)
+        for sampler in [evalTrain, evalVal] {
+            for _ in 0..<(cfg.evalIters * B) { starts.append(sampler.evalStart(generator: &g)) }
+        }
+        torchRNG = g
+        return starts
     }
 
     private func evaluateAndCheckpoint() throws {
@@ -501,6 +592,9 @@ public final class Trainer {
                    (isBest ? " (best)" : "") as NSString, monotonicSeconds() - t0))
         try logEvent("eval", step: step, ["train_loss": .double(trainLoss), "val_loss": .double(valLoss),
                                           "best_val_loss": .double(bestValLoss)])
+        let willSave = step > 0 && (isBest || cfg.alwaysSaveCheckpoint) && !cfg.evalOnly
+        // rng = "torch": every rank's stream as it stood when this step began (one collective, on every rank).
+        let streams = willSave ? torchRNGAtStepStart.map { comm.allgather($0.words).flatMap { $0 } } : nil
         guard comm.isRoot, !cfg.evalOnly else { return }
         // Rank 0 alone from here: no collective until the next step's gradients.
         if cfg.sampleTokens > 0 {
@@ -509,9 +603,9 @@ public final class Trainer {
             say("sample at step \(step):\n" + text + "\n---")
             try logEvent("sample", step: step, ["text": .string(text)])
         }
-        if step > 0 && (isBest || cfg.alwaysSaveCheckpoint) {
+        if willSave {
             watchdog?.enter("checkpoint")
-            try saveCheckpoint(isBest: isBest)
+            try saveCheckpoint(isBest: isBest, torchStreams: streams)
         }
     }
 
@@ -524,7 +618,7 @@ public final class Trainer {
         return corpus.tokenizer.decode(prompt + out)
     }
 
-    private func saveCheckpoint(isBest: Bool) throws {
+    private func saveCheckpoint(isBest: Bool, torchStreams: [UInt64]?) throws {
         let n = model.parameterCount
         let ckpt = Checkpoint(modelConfig: model.config,
                               parameters: Array(UnsafeBufferPointer(start: model.params, count: n)),
@@ -532,7 +626,8 @@ public final class Trainer {
                               adamV: Array(UnsafeBufferPointer(start: optimizer.v, count: n)),
                               step: step, tokenizerKind: corpus.tokenizer.kind, tokenizer: corpus.tokenizer.serialized(),
                               runConfig: cfg.toTOML(), bestValLoss: bestValLoss.isFinite ? bestValLoss : nil,
-                              state: ["world_size": [UInt64(comm.size)], "seed": [UInt64(cfg.seed)]],
+                              state: ["world_size": [UInt64(comm.size)], "seed": [UInt64(cfg.seed)]]
+                                .merging(torchStreams.map { [Trainer.torchStreamsKey: $0] } ?? [:]) { a, _ in a },
                               scalars: ["nonfinite_skipped": Double(nonfiniteTotal)])
         let t0 = monotonicSeconds()
         try store.save(ckpt, isBest: isBest)

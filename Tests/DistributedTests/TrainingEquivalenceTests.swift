@@ -83,6 +83,26 @@ final class TrainingEquivalenceTests: XCTestCase {
         try assertReplicasMatchCheckpoint(run, ranks: 4)
     }
 
+    /// rng = "torch" on 2 ranks (one PyTorch stream per rank, seeded with seed + rank, as
+    /// nanoGPT's DDP): 6 steps straight = 3 steps + resume + 3 steps, bit for bit, because the
+    /// checkpoint holds both ranks' streams and each rank gets its own back.
+    func testTorchStreamsOfTwoRanksResumeBitIdentically() throws {
+        let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
+        let common = ["batch_size=4", "rng=torch", "eval_interval=3", "always_save_checkpoint=true", "keep_checkpoints=0",
+                      "gradient_accumulation_steps=2"]
+        let straight = try train(in: dir, "straight", ranks: 2, common + ["max_iters=6"])
+        _ = try train(in: dir, "split", ranks: 2, common + ["max_iters=3"])
+        let split = try train(in: dir, "split", ranks: 2, common + ["max_iters=6", "init_from=resume"])
+        let mid = try Checkpoint.read(from: split.outDir + "/ckpt_0000003.h5", includeOptimizer: false)
+        XCTAssertEqual(mid.state["torch_rng"]?.count, 2 * TorchGenerator.wordCount, "both ranks' streams")
+        let a = try Checkpoint.read(from: straight.outDir + "/ckpt_0000006.h5")
+        let b = try Checkpoint.read(from: split.outDir + "/ckpt_0000006.h5")
+        XCTAssertEqual(a.parameters.map(\.bitPattern), b.parameters.map(\.bitPattern), "parameters after 6 vs 3 + resume + 3")
+        XCTAssertEqual(a.adamV!, b.adamV!)
+        XCTAssertEqual(a.state["torch_rng"], b.state["torch_rng"], "the streams at step 6")
+        try assertReplicasMatchCheckpoint(split, ranks: 2)
+    }
+
     /// A rank SIGKILLed in the middle of training ends the job with an error, never a hang.
     func testKilledRankEndsTraining() throws {
         let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")

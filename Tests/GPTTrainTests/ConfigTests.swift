@@ -167,6 +167,13 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(literal.initFrom, "C:\\ckpt")
     }
 
+    func testRNGIsCounterOrTorch() throws {
+        XCTAssertEqual(try TrainConfig.load(path: nil, overrides: []).rng, .counter)
+        XCTAssertEqual(try TrainConfig.load(path: nil, overrides: ["rng=torch"]).rng, .torch)
+        let m = message { try TrainConfig.load(path: nil, overrides: ["rng=numpy"]) }
+        XCTAssertEqual(m, "command-line override: rng must be \"counter\" or \"torch\", got \"numpy\"")
+    }
+
     func testLaterOverrideWins() throws {
         let c = try TrainConfig.load(path: nil, overrides: ["seed=1", "seed=2"])
         XCTAssertEqual(c.seed, 2)
@@ -413,8 +420,9 @@ final class ConfigTests: XCTestCase {
             path: packageRoot.appendingPathComponent("configs/shakespeare_char.toml").path,
             overrides: ["--eval_iters=20", "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4",
                         "--n_head=4", "--n_embd=128", "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0",
-                        "out_dir=runs/shakespeare_char_cpu"])
+                        "out_dir=runs/shakespeare_char_cpu", "rng=torch"])
         XCTAssertEqual(c, nanoGPT)
+        XCTAssertEqual(c.rng, .torch, "the CPU run draws from PyTorch's stream as nanoGPT's does")
         XCTAssertEqual([c.nLayer, c.nHead, c.nEmbd, c.blockSize, c.batchSize], [4, 4, 128, 64, 12])
         XCTAssertEqual([c.maxIters, c.lrDecayIters, c.evalIters, c.evalInterval, c.warmupIters], [2000, 2000, 20, 250, 100])
         XCTAssertEqual([c.dropout, c.learningRate, c.minLR], [0, 1e-3, 1e-4])
