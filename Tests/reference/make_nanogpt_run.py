@@ -20,7 +20,7 @@ Tests/GPTTrainTests/Fixtures/nanogpt_run.json
   the loss of every step and every evaluation.
 
 Usage: python3 make_nanogpt_run.py path/to/tinyshakespeare/input.txt
-Needs torch (CPU) and numpy. Runs in about 10 s.
+Needs torch (CPU), numpy and h5py (make_fixture.py, whose blocks it uses). Runs in about 10 s.
 """
 
 import json
@@ -35,72 +35,17 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from make_fixture import Block, GPTConfig, LayerNorm  # noqa: E402  (the blocks; only the GPT's module order differs)
 RNG_OUT = os.path.join(HERE, "..", "GPTCoreTests", "Fixtures", "torch_rng.json")
 RUN_OUT = os.path.join(HERE, "..", "GPTTrainTests", "Fixtures", "nanogpt_run.json")
 
 # MARK: - The model, in nanoGPT's module order (the order decides the random draws)
 
 
-class Config:
-    def __init__(self, vocab_size, block_size, n_layer, n_head, n_embd, bias, dropout=0.0):
-        self.vocab_size, self.block_size = vocab_size, block_size
-        self.n_layer, self.n_head, self.n_embd = n_layer, n_head, n_embd
-        self.bias, self.dropout = bias, dropout
-
-
-class LayerNorm(nn.Module):
-    def __init__(self, ndim, bias):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(ndim))
-        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
-
-    def forward(self, x):
-        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
-
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.c_attn = nn.Linear(c.n_embd, 3 * c.n_embd, bias=c.bias)
-        self.c_proj = nn.Linear(c.n_embd, c.n_embd, bias=c.bias)
-        self.attn_dropout = nn.Dropout(c.dropout)
-        self.resid_dropout = nn.Dropout(c.dropout)
-        self.n_head, self.n_embd = c.n_head, c.n_embd
-
-    def forward(self, x):
-        B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=True)
-        return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
-
-
-class MLP(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.c_fc = nn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias)
-        self.gelu = nn.GELU(approximate="tanh")  # the engine's GELU (nanoGPT: exact; 1e-4 on the loss)
-        self.c_proj = nn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias)
-        self.dropout = nn.Dropout(c.dropout)
-
-    def forward(self, x):
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
-
-
-class Block(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.ln_1 = LayerNorm(c.n_embd, c.bias)
-        self.attn = CausalSelfAttention(c)
-        self.ln_2 = LayerNorm(c.n_embd, c.bias)
-        self.mlp = MLP(c)
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-
 class GPT(nn.Module):
+    """nanoGPT's GPT: a `transformer` ModuleDict, then the tied `lm_head`, then the inits."""
+
     def __init__(self, c):
         super().__init__()
         self.transformer = nn.ModuleDict(dict(
@@ -126,7 +71,7 @@ class GPT(nn.Module):
             torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, idx, targets):
-        t = idx.size(1)
+        t = idx.size(1)  # (no crop: T == block_size in the fixtures)
         pos = torch.arange(0, t, dtype=torch.long)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for block in self.transformer.h:
@@ -163,7 +108,7 @@ def rng_fixture():
 
     inits = []
     for bias in (False, True):
-        c = Config(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, bias=bias)
+        c = GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, bias=bias)
         torch.manual_seed(1337)
         model = GPT(c)
         tensors = {}
@@ -171,7 +116,8 @@ def rng_fixture():
             v = p.detach().double().reshape(-1)
             tensors[swift_name(name)] = {"first": v[:6].tolist(), "sum": v.sum().item(),
                                          "sum_sq": (v * v).sum().item(), "count": v.numel()}
-        inits.append({"config": vars(c), "seed": 1337, "tensors": tensors,
+        inits.append({"config": dict(vocab_size=c.vocab_size, block_size=c.block_size, n_layer=c.n_layer,
+                                     n_head=c.n_head, n_embd=c.n_embd, bias=c.bias), "seed": 1337, "tensors": tensors,
                       "next_randint_1000": torch.randint(1000, (4,)).tolist()})
     return {"torch": torch.__version__, "sequence": seq, "init": inits}
 
@@ -192,7 +138,8 @@ def run_fixture(input_path):
              warmup_iters=20, lr_decay_iters=60, min_lr=1e-4, eval_interval=20, eval_iters=5,
              gradient_accumulation_steps=2)
     torch.manual_seed(s["seed"])
-    c = Config(len(chars), s["block_size"], s["n_layer"], s["n_head"], s["n_embd"], s["bias"])
+    c = GPTConfig(vocab_size=len(chars), block_size=s["block_size"], n_layer=s["n_layer"], n_head=s["n_head"],
+                  n_embd=s["n_embd"], bias=s["bias"])
     model = GPT(c)
 
     def get_batch(split):
