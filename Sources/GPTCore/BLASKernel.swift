@@ -82,7 +82,7 @@ public enum BLASKernel {
     /// One line for logs: the kernel, and who chose it.
     public static var summary: String {
         let environment = Environment.variables
-        if let chosen = environment[markerVariable] {
+        if let chosen = environment[markerVariable], chosen == environment["OPENBLAS_CORETYPE"] {
             return "OpenBLAS kernel \(current) (set by gpt: OpenBLAS does not recognise this CPU and would "
                 + "run its generic SSE kernel; OPENBLAS_CORETYPE=\(chosen))"
         }
