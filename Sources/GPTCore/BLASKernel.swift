@@ -26,6 +26,15 @@ public enum BLASKernel {
         return String(String(cString: name).split(whereSeparator: { $0 == " " || $0 == "\n" }).first ?? "unknown")
     }
 
+    /// The variables this decision reads, from the process environment.
+    static var environment: [String: String] {
+        var result: [String: String] = [:]
+        for name in ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", markerVariable] {
+            if let value = getenv(name) { result[name] = String(cString: value) }
+        }
+        return result
+    }
+
     /// OpenBLAS kernels that use neither AVX2 nor AVX-512: its fallbacks for x86 CPUs it cannot name.
     static let legacyKernels: Set<String> = [
         "katmai", "coppermine", "northwood", "prescott", "banias", "core2", "penryn", "dunnington", "nehalem",
@@ -67,7 +76,6 @@ public enum BLASKernel {
     /// legacy kernel on an AVX2 or AVX-512 CPU; returns (doing nothing) otherwise or if
     /// the restart fails. Call first thing in `main`, before MPI or any thread starts.
     public static func restartIfMisdetected() {
-        let environment = Environment.variables
         guard let coretype = override(detected: current, cpuFlags: cpuFlags(), environment: environment) else { return }
         setenv("OPENBLAS_CORETYPE", coretype, 1)
         setenv(markerVariable, coretype, 1)
@@ -81,7 +89,6 @@ public enum BLASKernel {
 
     /// One line for logs: the kernel, and who chose it.
     public static var summary: String {
-        let environment = Environment.variables
         if let chosen = environment[markerVariable], chosen == environment["OPENBLAS_CORETYPE"] {
             return "OpenBLAS kernel \(current) (set by gpt: OpenBLAS does not recognise this CPU and would "
                 + "run its generic SSE kernel; OPENBLAS_CORETYPE=\(chosen))"
@@ -91,19 +98,5 @@ public enum BLASKernel {
                 + (environment["OPENBLAS_L2_SIZE"].map { ", OPENBLAS_L2_SIZE=\($0)" } ?? "") + ")"
         }
         return "OpenBLAS kernel \(current) (detected by OpenBLAS)"
-    }
-}
-
-/// The process environment without Foundation (GPTCore stays Foundation-free).
-enum Environment {
-    static var variables: [String: String] {
-        var result: [String: String] = [:]
-        var p = environ
-        while let entry = p.pointee {
-            let s = String(cString: entry)
-            if let eq = s.firstIndex(of: "=") { result[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-            p += 1
-        }
-        return result
     }
 }

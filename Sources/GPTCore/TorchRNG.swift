@@ -78,11 +78,6 @@ public struct TorchGenerator: Sendable, Equatable {
         return hi << 32 | UInt64(next32())
     }
 
-    /// Skips `n` words.
-    public mutating func skip(_ n: Int) {
-        for _ in 0..<n { _ = next32() }
-    }
-
     private mutating func twist() {
         let n = Self.stateWords, m = 397
         state.withUnsafeMutableBufferPointer { s in

@@ -422,14 +422,10 @@ public final class Trainer {
         var lastLoss = Float.nan
         while true {
             let it = step
-            if var g = torchRNG {
+            if torchRNG != nil {
                 // nanoGPT draws the batch of a step's first micro-step before that step's evaluation.
-                torchRNGAtStepStart = g
-                let first = comm.rank * accum * B
-                pendingStarts = (0..<B).map {
-                    trainWindows.trainingStart(sample: first + $0, samplesPerStep: samplesPerStep, generator: &g)
-                }
-                torchRNG = g
+                torchRNGAtStepStart = torchRNG
+                pendingStarts = trainingStarts(step: it, micro: 0, samplesPerStep: samplesPerStep)
             }
             if it % cfg.evalInterval == 0 || it == cfg.maxIters || cfg.evalOnly {
                 watchdog?.beginStep(it, phase: "evaluation")
@@ -451,20 +447,10 @@ public final class Trainer {
             var lossSum: Float = 0
             for m in 0..<accum {
                 let first = (comm.rank * accum + m) * B
-                let starts: [Int]
-                if var g = torchRNG {
-                    if m == 0, let p = pendingStarts {
-                        starts = p
-                    } else {
-                        starts = (0..<B).map {
-                            trainWindows.trainingStart(sample: first + $0, samplesPerStep: samplesPerStep, generator: &g)
-                        }
-                        torchRNG = g
-                    }
-                } else {
-                    starts = (0..<B).map { trainWindows.trainingStart(step: it, sample: first + $0, samplesPerStep: samplesPerStep) }
-                }
-                try trainWindows.fill(inputs: inputs, targets: targets, starts: starts)
+                let starts = m == 0 ? pendingStarts : nil
+                pendingStarts = nil
+                try trainWindows.fill(inputs: inputs, targets: targets,
+                                      starts: starts ?? trainingStarts(step: it, micro: m, samplesPerStep: samplesPerStep))
                 model.dropoutSeed = deriveSeed(UInt64(cfg.seed), 4, it, first)
                 lossSum += model.forward(inputs: inputs, targets: targets, B: B, T: T)
                 let last = m == accum - 1
@@ -566,6 +552,17 @@ public final class Trainer {
         }
         if comm.size > 1 { comm.allreduce(&sums, count: 4, op: .sum) }
         return (sums[0] / sums[1], sums[2] / sums[3])
+    }
+
+    /// The window starts of micro-step `m` of step `it` on this rank: functions of (seed, step,
+    /// sample), or (rng = "torch") the next draws of this rank's stream.
+    private func trainingStarts(step it: Int, micro m: Int, samplesPerStep: Int) -> [Int] {
+        let first = (comm.rank * accum + m) * B
+        guard var g = torchRNG else {
+            return (0..<B).map { trainWindows.trainingStart(step: it, sample: first + $0, samplesPerStep: samplesPerStep) }
+        }
+        defer { torchRNG = g }
+        return (0..<B).map { trainWindows.trainingStart(sample: first + $0, samplesPerStep: samplesPerStep, generator: &g) }
     }
 
     /// rng = "torch": the starts of every evaluation window, eval_iters batches of the train split
