@@ -16,10 +16,10 @@ trap 'rm -f "$log"' EXIT
 status=0
 swift test -c release --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
 # XCTest's last summary line counts every test; restate it plainly.
-summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1 || true)
-if [[ $summary =~ Executed\ ([0-9]+)\ tests?,\ with\ ([0-9]+)\ failure ]]; then
-    total=${BASH_REMATCH[1]} failed=${BASH_REMATCH[2]}
-    skipped=$(grep -cE "Test Case .* skipped" "$log" || true)
+# ("Executed 199 tests, with 0 failures ..." or "Executed 199 tests, with 19 tests skipped and 0 failures ...")
+summary=$(grep -E "Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" "$log" | tail -1 || true)
+if [[ $summary =~ Executed\ ([0-9]+)\ tests?,\ with\ (([0-9]+)\ tests?\ skipped\ and\ )?([0-9]+)\ failure ]]; then
+    total=${BASH_REMATCH[1]} skipped=${BASH_REMATCH[3]:-0} failed=${BASH_REMATCH[4]}
     echo "tests: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
 fi
 exit $status
