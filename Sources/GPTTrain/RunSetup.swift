@@ -236,6 +236,41 @@ enum RunSetup {
         return mc
     }
 
+    /// The model, optimizer and state a run starts from: fresh weights (counter stream, or nanoGPT's
+    /// draws from PyTorch's generator seeded with seed + rank), then the checkpoint's weights (and,
+    /// resuming, its moments and state), rank 0's copy on every rank. With rng = "torch", also
+    /// this rank's stream as the batches continue it.
+    static func startingModel(_ mc: GPTConfig, checkpoint ckpt: Checkpoint?, config: TrainConfig, comm: Communicator,
+                              resume: Bool, notes: inout [TrainEvent])
+        -> (model: GPT, optimizer: AdamW, state: TrainState, torch: TorchGenerator?) {
+        let seed = UInt64(config.seed)
+        let model = GPT(config: mc, seed: seed)
+        var torch: TorchGenerator?
+        if config.rng == .torch {
+            // As nanoGPT: torch.manual_seed(seed + rank), the model's own draws, then the batches.
+            // Every rank draws its init (to move its stream); rank 0's weights are broadcast below.
+            var g = TorchGenerator(seed: seed &+ UInt64(comm.rank))
+            model.initializeAsNanoGPT(&g)
+            torch = g
+        }
+        let optimizer = AdamW(layout: model.layout, beta1: Float(config.beta1), beta2: Float(config.beta2),
+                              weightDecay: Float(config.weightDecay))
+        if let c = ckpt { load(c, into: model, moments: resume ? optimizer : nil) }
+        if comm.size > 1 {
+            for buffer in [model.params, optimizer.m, optimizer.v] { comm.broadcast(buffer, count: model.parameterCount) }
+        }
+        var state = TrainState()
+        if resume {
+            if comm.isRoot, let c = ckpt { state = TrainState(checkpoint: c) }
+            state.broadcast(comm)
+            optimizer.t = state.step
+            if torch != nil {
+                torch = TorchWindows.restoredGenerator(state.sourceState, comm: comm, seed: seed, step: state.step, notes: &notes)
+            }
+        }
+        return (model, optimizer, state, torch)
+    }
+
     /// Rank 0's reports: the console and metrics.jsonl (records past `step` dropped on resume), with the
     /// resolved config written to out_dir/config.toml. Empty on the other ranks.
     static func openReports(_ config: TrainConfig, comm: Communicator, resume: Bool, step: Int) throws -> [TrainEventSink] {

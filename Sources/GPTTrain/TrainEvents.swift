@@ -1,5 +1,7 @@
 import Foundation
+import GPTComm
 import GPTCore
+import GPTData
 
 // MARK: - Events
 
@@ -44,6 +46,17 @@ public struct RunDescription {
     public var step: Int, resumed: Bool, rng: RandomStream, seed: Int
 
     public var tokensPerStep: Int { worldSize * accumulation * batch * block }
+
+    init(_ config: TrainConfig, model: GPT, corpus: CorpusInfo, shards: Int, comm: Communicator, threads: Int,
+         step: Int, resumed: Bool) {
+        self.model = model.config
+        parameters = model.layout.count; nonEmbeddingParameters = model.layout.nonEmbeddingCount
+        dataset = config.dataset; trainTokens = corpus.trainTokens; valTokens = corpus.valTokens
+        tokenizerKind = corpus.tokenizer.kind; self.shards = shards
+        worldSize = comm.size; nodes = comm.nodeCount; self.threads = threads
+        accumulation = config.gradientAccumulationSteps; batch = config.batchSize; block = config.blockSize
+        overlapComm = config.overlapComm; self.step = step; self.resumed = resumed; rng = config.rng; seed = config.seed
+    }
 }
 
 /// One optimizer step, as measured.

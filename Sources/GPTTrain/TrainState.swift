@@ -5,24 +5,24 @@ import GPTData
 /// What a run carries from step to step beyond the weights and AdamW moments, and so what a
 /// checkpoint holds to continue it: one value, written by `checkpoint(...)` and read back by
 /// `init(checkpoint:)` (llm.c's save_state / load_state).
-struct TrainState {
+public struct TrainState: Equatable {
     /// Optimizer steps taken.
-    var step = 0
+    public var step = 0
     /// Best validation loss seen so far (infinity: none yet).
-    var bestValLoss = Double.infinity
+    public var bestValLoss = Double.infinity
     /// Steps skipped for a non-finite loss or gradient norm, over the whole run.
-    var nonfiniteSkipped = 0
+    public var nonfiniteSkipped = 0
     /// The batch source's state (`BatchSource.checkpointState`), every rank's.
-    var sourceState: [String: [UInt64]] = [:]
+    public var sourceState: [String: [UInt64]] = [:]
     /// The number of ranks that wrote the checkpoint (nil: a fresh run).
-    var savedWorldSize: Int?
+    public var savedWorldSize: Int?
 
     static let worldSizeKey = "world_size", seedKey = "seed", nonfiniteKey = "nonfinite_skipped"
 
-    init() {}
+    public init() {}
 
     /// The state a checkpoint saved.
-    init(checkpoint c: Checkpoint) {
+    public init(checkpoint c: Checkpoint) {
         step = c.step
         bestValLoss = c.bestValLoss ?? .infinity
         nonfiniteSkipped = Int(c.scalars[Self.nonfiniteKey] ?? 0)
@@ -31,7 +31,7 @@ struct TrainState {
     }
 
     /// The checkpoint of this state with the model's weights and the optimizer's moments.
-    func checkpoint(model: GPT, optimizer: AdamW, config: TrainConfig, tokenizer: any Tokenizer,
+    public func checkpoint(model: GPT, optimizer: AdamW, config: TrainConfig, tokenizer: any Tokenizer,
                     worldSize: Int) -> Checkpoint {
         let n = model.parameterCount
         let meta: [String: [UInt64]] = [Self.worldSizeKey: [UInt64(worldSize)], Self.seedKey: [UInt64(config.seed)]]
@@ -46,7 +46,7 @@ struct TrainState {
     }
 
     /// Rank 0's state on every rank (the batch source's state stays on rank 0: the source sends each rank its part).
-    mutating func broadcast(_ comm: Communicator) {
+    public mutating func broadcast(_ comm: Communicator) {
         guard comm.size > 1 else { return }
         step = comm.broadcast(step)
         var best = [bestValLoss]

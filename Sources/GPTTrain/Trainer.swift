@@ -53,40 +53,17 @@ public final class Trainer {
         var notes = startNotes
         try Trainer.collective(comm) { if comm.isRoot { try RunSetup.prepareRunDirectory(config.outDir) } }
 
-        // The model and optimizer at the starting point.
+        // The model, optimizer and state at the starting point.
         let mc = try RunSetup.modelConfig(ckpt, config: config, corpus: corpus, comm: comm)
-        let seed = UInt64(config.seed)
-        model = GPT(config: mc, seed: seed)
-        var torch: TorchGenerator?
-        if config.rng == .torch {
-            // As nanoGPT: torch.manual_seed(seed + rank), the model's own draws, then the batches.
-            // Every rank draws its init (to move its stream); rank 0's weights are broadcast below.
-            var g = TorchGenerator(seed: seed &+ UInt64(comm.rank))
-            model.initializeAsNanoGPT(&g)
-            torch = g
-        }
-        optimizer = AdamW(layout: model.layout, beta1: Float(config.beta1), beta2: Float(config.beta2),
-                          weightDecay: Float(config.weightDecay))
-        if let c = ckpt { load(c, into: model, moments: resume ? optimizer : nil) }
-        if comm.size > 1 {
-            for buffer in [model.params, optimizer.m, optimizer.v] { comm.broadcast(buffer, count: model.parameterCount) }
-        }
-        if resume {
-            if comm.isRoot, let c = ckpt { state = TrainState(checkpoint: c) }
-            state.broadcast(comm)
-            optimizer.t = state.step
-            if torch != nil {
-                torch = TorchWindows.restoredGenerator(state.sourceState, comm: comm, seed: seed, step: state.step,
-                                                       notes: &notes)
-            }
-        }
+        let start = RunSetup.startingModel(mc, checkpoint: ckpt, config: config, comm: comm, resume: resume, notes: &notes)
+        (model, optimizer, state) = (start.model, start.optimizer, start.state)
         schedule = LRSchedule(learningRate: Float(config.learningRate), minLR: Float(config.minLR),
                               warmupIters: config.warmupIters, decayIters: config.lrDecayIters, decay: config.decayLR)
 
         // Batches, evaluation, reports.
         let placement = SamplePlacement(rank: comm.rank, accumulation: config.gradientAccumulationSteps,
                                         batch: config.batchSize, worldSize: comm.size)
-        source = torch.map { TorchWindows(windows: windows, placement: placement, comm: comm, evalIters: config.evalIters,
+        source = start.torch.map { TorchWindows(windows: windows, placement: placement, comm: comm, evalIters: config.evalIters,
                                           generator: $0) } ?? CounterWindows(windows: windows, placement: placement)
         batch = TokenBatch(B: config.batchSize, T: config.blockSize)
         model.reserve(B: batch.B, T: batch.T)
@@ -95,12 +72,8 @@ public final class Trainer {
         reports = try RunSetup.openReports(config, comm: comm, resume: resume, step: state.step)
         watchdog = RunSetup.startWatchdog(config, comm: comm, reports: reports)
         for note in notes { try report(note) }
-        try report(.started(RunDescription(
-            model: mc, parameters: model.layout.count, nonEmbeddingParameters: model.layout.nonEmbeddingCount,
-            dataset: config.dataset, trainTokens: corpus.trainTokens, valTokens: corpus.valTokens,
-            tokenizerKind: corpus.tokenizer.kind, shards: shards, worldSize: comm.size, nodes: comm.nodeCount,
-            threads: threads, accumulation: config.gradientAccumulationSteps, batch: batch.B, block: batch.T,
-            overlapComm: config.overlapComm, step: state.step, resumed: resume, rng: config.rng, seed: config.seed)))
+        try report(.started(RunDescription(config, model: model, corpus: corpus, shards: shards, comm: comm,
+                                           threads: threads, step: state.step, resumed: resume)))
     }
 
     private func report(_ event: TrainEvent) throws {
