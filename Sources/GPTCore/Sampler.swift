@@ -27,13 +27,12 @@ public final class Sampler {
         C = c.nEmbd; V = c.vocabSize; L = c.nLayer; maxT = c.blockSize
         kcache = .allocate(capacity: L * maxT * C)
         vcache = .allocate(capacity: L * maxT * C)
-        let sizes = [C, C, 3 * C, C, C, 4 * C, 4 * C, maxT, V, 2]
-        work = .allocate(capacity: sizes.reduce(0, +))
+        let C = self.C, mem = UnsafeMutablePointer<Float>.allocate(capacity: 15 * C + maxT + V + 2)
+        work = mem
         var o = 0
-        var ptrs: [UnsafeMutablePointer<Float>] = []
-        for s in sizes { ptrs.append(work + o); o += s }
-        x = ptrs[0]; xn = ptrs[1]; proj = ptrs[4]; logitsBuf = ptrs[8]; stats = ptrs[9]
-        let (qkv, atty, fch, fchGelu, scores) = (ptrs[2], ptrs[3], ptrs[5], ptrs[6], ptrs[7])
+        func take(_ n: Int) -> UnsafeMutablePointer<Float> { defer { o += n }; return mem + o }
+        x = take(C); xn = take(C); proj = take(C); logitsBuf = take(V); stats = take(2)
+        let (qkv, atty, fch, fchGelu, scores) = (take(3 * C), take(C), take(4 * C), take(4 * C), take(maxT))
         block = Activations.Layer(ln1: xn, ln1Mean: stats, ln1Rstd: stats + 1, qkv: qkv, att: scores, atty: atty,
                                   res2: x, ln2: xn, ln2Mean: stats, ln2Rstd: stats + 1, fch: fch, fchGelu: fchGelu,
                                   res3: x, attDrop: nil)
