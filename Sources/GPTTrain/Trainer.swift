@@ -129,6 +129,8 @@ public final class Trainer {
                         + "characters of the training text, or set sample_tokens = 0")
                 }
             }
+            try MemoryEstimate(config, model: ckpt?.modelConfig ?? config.modelConfig(vocabSize: corpus.vocabSize),
+                               ranksOnNode: comm.localSize).check()
         }
 
         // The run directory, once every input is known to be good.

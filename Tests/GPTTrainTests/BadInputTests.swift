@@ -53,6 +53,24 @@ final class BadInputTests: XCTestCase {
                           mentions: ["bucket_mb must be at most"])
     }
 
+    func testBatchTooLargeForMemory() throws {
+        let w = try Workspace()
+        try w.expectError("a batch_size whose activations do not fit in the machine's memory",
+                          ["train"] + w.trainArgs(["batch_size=100000000"]),
+                          mentions: ["the run needs about", "activations", "physical memory", "lower batch_size",
+                                     "gradient_accumulation_steps"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: w.path("new-run")), "out_dir must not be created")
+    }
+
+    func testModelTooLargeForMemory() throws {
+        let w = try Workspace()
+        try w.expectError("an n_embd whose parameters and AdamW moments do not fit in the machine's memory",
+                          ["train"] + w.trainArgs(["n_embd=65536"]),
+                          mentions: ["the run needs about", "parameters", "adamw moments", "physical memory",
+                                     "lower n_embd"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: w.path("new-run")), "out_dir must not be created")
+    }
+
     func testConfigMalformedTOML() throws {
         let w = try Workspace()
         try w.write("run.toml", "n_layer = 1\nblock_size = [16,\n")
