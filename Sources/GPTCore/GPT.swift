@@ -6,7 +6,8 @@ import Darwin
 
 /// A GPT-2 style decoder: one flat parameter buffer, one flat gradient buffer
 /// of the same layout, an activation arena sized for (B, T), and a forward /
-/// backward written out layer by layer as in llm.c.
+/// backward written out layer by layer as in llm.c, one transformer block at a
+/// time (`blockForward` / `blockBackward`, shared with the KV-cache sampler).
 public final class GPT {
     public let config: GPTConfig
     public let layout: ParameterLayout
