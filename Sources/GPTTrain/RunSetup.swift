@@ -182,7 +182,8 @@ enum RunSetup {
 
     /// Rank 0: the checkpoint the run starts from (the newest good one of out_dir when resuming, the
     /// init_from one when finetuning, none from scratch), checked against the corpus and config, with
-    /// notes for the reader; the other inputs only rank 0 needs are checked too.
+    /// notes for the reader; the other inputs only rank 0 needs are checked too, and the memory the
+    /// run needs against what the node has.
     static func startingPoint(_ config: TrainConfig, corpus: CorpusInfo, store: CheckpointStore, comm: Communicator,
                               resume: Bool) throws -> (Checkpoint?, [TrainEvent]) {
         var ckpt: Checkpoint?
@@ -212,6 +213,8 @@ enum RunSetup {
             }
             if let c = ckpt { try checkCompatible(c, corpus: corpus, config: config, resume: resume, notes: &notes) }
             try checkSamplePrompt(config, corpus: corpus)
+            try MemoryEstimate(config, model: ckpt?.modelConfig ?? config.modelConfig(vocabSize: corpus.vocabSize),
+                               ranksOnNode: comm.localSize).check()
         }
         return (ckpt, notes)
     }
