@@ -178,19 +178,11 @@ extension TrainConfig {
                   nEmbd: nEmbd, dropout: Float(dropout), bias: bias, tieWeights: tieWeights)
     }
 
-    /// The learning rate for optimizer step `step` (0-based), as nanoGPT's `get_lr`.
-    ///
-    /// Linear warmup over `warmup_iters` steps, cosine decay to `min_lr` at `lr_decay_iters`,
-    /// `min_lr` after that; `learning_rate` throughout when `decay_lr` is false.
-    public func learningRate(at step: Int) -> Double {
-        guard decayLR else { return learningRate }
-        if step < warmupIters {
-            return learningRate * Double(step + 1) / Double(warmupIters + 1)
-        }
-        if step >= lrDecayIters { return minLR }
-        let ratio = Double(step - warmupIters) / Double(lrDecayIters - warmupIters)
-        let coeff = 0.5 * (1 + cos(Double.pi * ratio))
-        return minLR + coeff * (learningRate - minLR)
+    /// The learning-rate schedule of this run (`learning_rate`, `min_lr`, `warmup_iters`,
+    /// `lr_decay_iters`, `decay_lr`); `lrSchedule.lr(at: step)` is the rate of optimizer step `step`.
+    public var lrSchedule: LRSchedule {
+        LRSchedule(learningRate: Float(learningRate), minLR: Float(minLR),
+                   warmupIters: warmupIters, decayIters: lrDecayIters, decay: decayLR)
     }
 
     /// Number of fp32 gradients in one allreduce bucket (`bucket_mb` MiB, at least one).

@@ -374,20 +374,24 @@ final class ConfigTests: XCTestCase {
 
     func testLearningRateSchedule() {
         var c = TrainConfig()  // lr 1e-3, min 1e-4, warmup 100, decay to 5000
-        XCTAssertEqual(c.learningRate(at: 0), 1e-3 / 101, accuracy: 1e-15)
-        XCTAssertEqual(c.learningRate(at: 99), 1e-3 * 100 / 101, accuracy: 1e-15)
-        XCTAssertEqual(c.learningRate(at: 100), 1e-3, accuracy: 1e-15)
-        XCTAssertEqual(c.learningRate(at: 2550), (1e-3 + 1e-4) / 2, accuracy: 1e-15)
-        XCTAssertEqual(c.learningRate(at: 5000), 1e-4, accuracy: 1e-15)
-        XCTAssertEqual(c.learningRate(at: 9000), 1e-4)
-        for step in 100..<5000 { XCTAssertGreaterThanOrEqual(c.learningRate(at: step), c.learningRate(at: step + 1)) }
+        XCTAssertEqual(c.lrSchedule, LRSchedule(learningRate: 1e-3, minLR: 1e-4, warmupIters: 100, decayIters: 5000))
+        var s = c.lrSchedule
+        XCTAssertEqual(s.lr(at: 0), 1e-3 / 101, accuracy: 1e-9)
+        XCTAssertEqual(s.lr(at: 99), 1e-3 * 100 / 101, accuracy: 1e-9)
+        XCTAssertEqual(s.lr(at: 100), 1e-3, accuracy: 1e-9)
+        XCTAssertEqual(s.lr(at: 2550), (1e-3 + 1e-4) / 2, accuracy: 1e-9)
+        XCTAssertEqual(s.lr(at: 5000), 1e-4)  // the cosine ends exactly at min_lr
+        XCTAssertEqual(s.lr(at: 9000), 1e-4)
+        for step in 100..<5000 { XCTAssertGreaterThanOrEqual(s.lr(at: step), s.lr(at: step + 1)) }
         c.warmupIters = 0
-        XCTAssertEqual(c.learningRate(at: 0), 1e-3, accuracy: 1e-15)
+        XCTAssertEqual(c.lrSchedule.lr(at: 0), 1e-3, accuracy: 1e-9)
         c.warmupIters = 5000
-        XCTAssertEqual(c.learningRate(at: 5000), 1e-4)  // warmup == decay end: no division by zero
+        s = c.lrSchedule
+        XCTAssertEqual(s.lr(at: 5000), 1e-3, accuracy: 1e-9)  // warmup == decay end: no division by zero
+        XCTAssertEqual(s.lr(at: 5001), 1e-4)
         c.decayLR = false
-        XCTAssertEqual(c.learningRate(at: 0), 1e-3)
-        XCTAssertEqual(c.learningRate(at: 9000), 1e-3)
+        XCTAssertEqual(c.lrSchedule.lr(at: 0), 1e-3)
+        XCTAssertEqual(c.lrSchedule.lr(at: 9000), 1e-3)
     }
 
     func testBucketsAndTokens() {
