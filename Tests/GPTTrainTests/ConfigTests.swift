@@ -446,4 +446,39 @@ final class ConfigTests: XCTestCase {
             XCTAssertTrue(rowText.contains("`\(parts[1])`"), "docs/CONFIG.md: default of \(parts[0]) should read `\(parts[1])`")
         }
     }
+
+    /// The key table of docs/CONFIG.md is the one the code generates from its key table.
+    ///
+    /// To regenerate it: `SWIFTGPT_WRITE_CONFIG_DOCS=1 swift test --filter ConfigTests/testDocsKeyTableIsGenerated`.
+    func testDocsKeyTableIsGenerated() throws {
+        let url = packageRoot.appendingPathComponent("docs/CONFIG.md")
+        let docs = try String(contentsOf: url, encoding: .utf8)
+        var lines = docs.components(separatedBy: "\n")
+        let start = try XCTUnwrap(lines.firstIndex(of: "| key | type | default | meaning |"), "docs/CONFIG.md has no key table")
+        let end = lines[start...].firstIndex { !$0.hasPrefix("|") } ?? lines.endIndex
+        let generated = TrainConfig.markdownKeyTable()
+        let documented = lines[start..<end].joined(separator: "\n") + "\n"
+        if documented != generated, ProcessInfo.processInfo.environment["SWIFTGPT_WRITE_CONFIG_DOCS"] == "1" {
+            lines.replaceSubrange(start..<end, with: generated.split(separator: "\n").map(String.init))
+            try lines.joined(separator: "\n").write(to: url, atomically: false, encoding: .utf8)
+            return
+        }
+        XCTAssertEqual(documented, generated, """
+            docs/CONFIG.md's key table differs from the code's; regenerate it with \
+            SWIFTGPT_WRITE_CONFIG_DOCS=1 swift test --filter ConfigTests/testDocsKeyTableIsGenerated. The table:
+            \(generated)
+            """)
+    }
+
+    func testKeyTable() {
+        let table = TrainConfig.markdownKeyTable().components(separatedBy: "\n")
+        XCTAssertTrue(table.contains("| `batch_size` | int >= 1 | `64` | Sequences per micro-batch on each rank. |"))
+        XCTAssertTrue(table.contains("| **AdamW optimizer** | | | |"))
+        XCTAssertTrue(table.contains { $0.hasPrefix("| `rng` | `\"counter\"` or `\"torch\"` | `\"counter\"` |") })
+        XCTAssertTrue(table.contains { $0.hasPrefix("| `dropout` | float in [0, 1) | `0.2` |") })
+        XCTAssertEqual(Set(TrainConfig.keys).count, TrainConfig.keys.count, "a key is listed twice")
+        for key in TrainConfig.keys {
+            XCTAssertEqual(table.filter { $0.hasPrefix("| `\(key)` |") }.count, 1, key)
+        }
+    }
 }
