@@ -13,6 +13,12 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
     case wrongType(key: String, expected: String, got: String, source: String?, line: Int?)
     case malformedOverride(String)
     case invalid([String])
+    /// `--set` with no `key=value` after it.
+    case missingOverride
+    /// A second config path on the command line.
+    case unexpectedArgument(String, configPath: String)
+    /// A dashed command-line word that is neither a flag of `gpt train` nor `--key=value`.
+    case unknownOption(String, suggestion: String?)
 
     public var description: String {
         switch self {
@@ -36,6 +42,15 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
             return "override \"\(text)\" must look like key=value, e.g. batch_size=32"
         case .invalid(let problems):
             return "invalid config: " + problems.joined(separator: "; ")
+        case .missingOverride:
+            return "--set needs a key=value after it, e.g. --set batch_size=32"
+        case .unexpectedArgument(let word, let configPath):
+            return "unexpected argument \"\(word)\": the config file is already \"\(configPath)\"; "
+                + "write overrides as --set key=value or --key=value"
+        case .unknownOption(let word, let suggestion):
+            let hint = suggestion.map { " (did you mean \"\($0)\"?)" } ?? ""
+            return "unknown option \"\(word)\"\(hint); gpt train takes a config file, --resume, "
+                + "--set key=value and --key=value for any config key"
         }
     }
 

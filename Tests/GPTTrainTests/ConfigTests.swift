@@ -19,14 +19,14 @@ final class ConfigTests: XCTestCase {
     }
 
     /// Writes `text` to a file in the test directory and returns its path.
-    private func write(_ text: String, name: String = "run.toml") throws -> String {
+    func write(_ text: String, name: String = "run.toml") throws -> String {
         let url = directory.appendingPathComponent(name)
         try text.write(to: url, atomically: false, encoding: .utf8)
         return url.path
     }
 
     /// The one-line message of the `ConfigError` that `body` throws.
-    private func message(_ body: () throws -> Any, file: StaticString = #filePath, line: UInt = #line) -> String {
+    func message(_ body: () throws -> Any, file: StaticString = #filePath, line: UInt = #line) -> String {
         do {
             _ = try body()
             XCTFail("expected a ConfigError", file: file, line: line)
