@@ -7,6 +7,7 @@
 //   GPTCore   the model: kernels (forward/backward pairs), parameters, AdamW, sampling
 //   GPTData   HDF5 files: corpus, tokenizers, checkpoints
 //   GPTComm   the only module that talks MPI: Communicator
+//   GPTInterop files other tools read: Hugging Face directories (safetensors), TensorBoard events
 //   GPTTrain  configs, data loader, the training loop, metrics
 //   gpt       the command-line tool
 import PackageDescription
@@ -44,13 +45,14 @@ let package = Package(
         .target(name: "GPTCore", dependencies: ["CBLAS"], swiftSettings: hotLoopFlags),
         .target(name: "GPTData", dependencies: ["CHDF5", "GPTCore"], swiftSettings: hotLoopFlags),
         .target(name: "GPTComm", dependencies: ["CMPI"]),
+        .target(name: "GPTInterop", dependencies: ["GPTCore", "GPTData"]),
         .target(name: "GPTTrain",
-                dependencies: ["GPTCore", "GPTData", "GPTComm", .product(name: "TOMLKit", package: "TOMLKit")],
+                dependencies: ["GPTCore", "GPTData", "GPTComm", "GPTInterop", .product(name: "TOMLKit", package: "TOMLKit")],
                 swiftSettings: hotLoopFlags),
 
         // MARK: - Command-line tool
         .executableTarget(name: "gpt",
-                          dependencies: ["GPTTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["GPTTrain", "GPTInterop", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: hotLoopFlags),
 
         // MARK: - Tests
@@ -59,6 +61,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "GPTDataTests", dependencies: ["GPTData", "TestSupport"]),
         .testTarget(name: "GPTTrainTests", dependencies: ["GPTTrain", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "GPTInteropTests", dependencies: ["GPTInterop", "GPTTrain", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["GPTTrain", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -9,7 +9,7 @@ struct GPTCommand: ParsableCommand {
         commandName: "gpt",
         abstract: "SwiftGPT: train, sample and evaluate GPTs on a CPU cluster with MPI.",
         subcommands: [PrepareCommand.self, TrainCommand.self, SampleCommand.self, EvalCommand.self,
-                      InspectCommand.self, TokenizerCommand.self, PlotCommand.self, BenchCommand.self, SuperviseCommand.self, SelfTestCommand.self])
+                      InspectCommand.self, TokenizerCommand.self, ExportCommand.self, ImportCommand.self, PlotCommand.self, BenchCommand.self, SuperviseCommand.self, SelfTestCommand.self])
 
     /// Parses and runs the command. Help and exit codes behave as ArgumentParser makes
     /// them; a usage error is one `error:` line, like every other error of `gpt`.
