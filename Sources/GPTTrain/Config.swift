@@ -25,6 +25,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var sampleTokens = 200
     public var samplePrompt = "\n"
     public var checkInterval = 100
+    public var tensorboard = true
 
     // MARK: data
     public var dataset = "data/shakespeare_char/shakespeare_char.h5"

@@ -42,6 +42,10 @@ extension ConfigKey {
         ConfigKey("sample_prompt", \.samplePrompt, """
             Text the sample starts from, encoded with the corpus tokenizer. Must not be empty when sampling.
             """),
+        ConfigKey("tensorboard", \.tensorboard, """
+            Also write the run's scalars (train loss, lr, grad norm, tokens/s, sgemm ratio, eval losses) and samples \
+            as TensorBoard event files (`events.out.tfevents.*`) in `out_dir`: `tensorboard --logdir runs`.
+            """),
         ConfigKey("check_interval", \.checkInterval, .atLeast(0), """
             Every this many steps, compare a checksum of the parameters across ranks and stop if the \
             replicas differ. 0 disables the check.

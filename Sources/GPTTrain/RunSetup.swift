@@ -274,8 +274,9 @@ enum RunSetup {
         return (model, optimizer, state, torch)
     }
 
-    /// Rank 0's reports: the console and metrics.jsonl (records past `step` dropped on resume), with the
-    /// resolved config written to out_dir/config.toml. Empty on the other ranks.
+    /// Rank 0's reports: the console, metrics.jsonl (records past `step` dropped on resume) and, with
+    /// `tensorboard`, TensorBoard event files, with the resolved config written to out_dir/config.toml.
+    /// Empty on the other ranks.
     static func openReports(_ config: TrainConfig, comm: Communicator, resume: Bool, step: Int) throws -> [TrainEventSink] {
         var sinks: [TrainEventSink] = []
         try Trainer.collective(comm) {
@@ -289,6 +290,9 @@ enum RunSetup {
                 }
             }
             sinks = [ConsoleReport(steps: config.maxIters - step), MetricsReport(log: log)]
+            if config.tensorboard {
+                sinks.append(try TensorBoardReport(directory: config.outDir, resumeStep: resume ? step + 1 : nil))
+            }
         }
         return sinks
     }

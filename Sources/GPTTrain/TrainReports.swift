@@ -1,5 +1,6 @@
 import Foundation
 import GPTCore
+import GPTInterop
 
 // MARK: - Console
 
@@ -123,4 +124,37 @@ public final class MetricsReport: TrainEventSink {
     }
 
     public func close() { log.close() }
+}
+
+// MARK: - TensorBoard
+
+/// The training loop's scalars and samples as TensorBoard event files in out_dir (docs/FORMATS.md):
+/// the values of metrics.jsonl's train and eval records, under the same names.
+public final class TensorBoardReport: TrainEventSink {
+    public let writer: TensorBoardWriter
+
+    /// A new event file in `directory`; `resumeStep`: the first step of a resumed run, whose later
+    /// steps in earlier files TensorBoard then drops (as `MetricsLog.truncate` drops them).
+    public init(directory: String, resumeStep: Int?) throws {
+        writer = try TensorBoardWriter(directory: directory, resumeStep: resumeStep)
+    }
+
+    public func handle(_ event: TrainEvent) throws {
+        switch event {
+        case .step(let s) where s.logged:
+            try writer.write(step: s.step, [
+                .scalar(tag: "train/loss", value: Float(s.loss)), .scalar(tag: "train/lr", value: s.lr),
+                .scalar(tag: "train/grad_norm", value: s.gradNorm), .scalar(tag: "train/tokens_per_s", value: Float(s.tokensPerSecond)),
+                .scalar(tag: "train/sgemm_ratio", value: Float(s.sgemmRatio)),
+                .scalar(tag: "train/ms_per_step", value: Float(s.seconds * 1e3)),
+            ])
+        case .evaluation(let e):
+            try writer.write(step: e.step, [.scalar(tag: "eval/train_loss", value: Float(e.trainLoss)),
+                                            .scalar(tag: "eval/val_loss", value: Float(e.valLoss))])
+        case .sample(let step, let text): try writer.write(step: step, [.text(tag: "sample", value: text)])
+        default: break
+        }
+    }
+
+    public func close() { writer.close() }
 }
