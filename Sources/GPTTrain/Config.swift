@@ -1,6 +1,7 @@
 import Foundation
 import GPTCore
 import GPTData
+import GPTSupport
 import TOMLKit
 
 // MARK: - TrainConfig

@@ -3,6 +3,7 @@
 // pair counts up to date incrementally (only the words holding the merged
 // pair are touched) instead of recounting everything for every merge.
 import Foundation
+import GPTSupport
 
 // MARK: - Word counts
 

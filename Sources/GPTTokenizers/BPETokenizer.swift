@@ -4,6 +4,7 @@
 // (the end-of-document token) take the last ids. Encoding runs over many
 // threads with a word -> ids cache per thread.
 import Foundation
+import GPTSupport
 
 // MARK: - Merges
 
@@ -391,19 +392,8 @@ public final class BPEEncoder {
         // Cut every piece into sub-pieces of about pieceBytes at safe points.
         var work: [(piece: Int, bytes: UnsafeBufferPointer<UInt8>)] = []
         for (p, bytes) in pieces.enumerated() {
-            var start = 0
-            while start < bytes.count {
-                var end = bytes.count
-                let rest = UnsafeBufferPointer(rebasing: bytes[start...])
-                if rest.count > Self.pieceBytes * 3 / 2 {
-                    // The last safe cut within pieceBytes, else the first one after (a huge word).
-                    if let cut = Pretokenizer.safeCut(in: rest, lower: 1, upper: Self.pieceBytes)
-                        ?? Pretokenizer.firstSafeCut(in: rest, from: Self.pieceBytes + 1) {
-                        end = start + cut
-                    }
-                }
-                work.append((p, UnsafeBufferPointer(rebasing: bytes[start..<end])))
-                start = end
+            for range in Pretokenizer.pieces(of: bytes, pieceBytes: Self.pieceBytes) {
+                work.append((p, UnsafeBufferPointer(rebasing: bytes[range])))
             }
         }
         var results = [[Int32]](repeating: [], count: work.count)
