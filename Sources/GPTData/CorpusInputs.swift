@@ -9,13 +9,6 @@ import Glibc
 import Darwin
 #endif
 
-/// glob(3), named apart from the method that uses it.
-#if canImport(Glibc)
-private let systemGlob = Glibc.glob
-#elseif canImport(Darwin)
-private let systemGlob = Darwin.glob
-#endif
-
 // MARK: - Documents
 
 /// One input document: a text file, possibly gzip- or xz-compressed.
@@ -71,7 +64,7 @@ public enum CorpusInputs {
                     try add(input, name: (input as NSString).lastPathComponent)
                 }
             } else if input.contains(where: { "*?[".contains($0) }) {
-                let matches = try glob(input).filter(included)
+                let matches = try expand(input).filter(included)
                 guard !matches.isEmpty else { throw DataError("\(input): no files match this pattern") }
                 for path in matches { try add(path, name: (path as NSString).lastPathComponent) }
             } else {
@@ -127,10 +120,10 @@ public enum CorpusInputs {
     }
 
     /// The paths matching the shell pattern `pattern`, sorted.
-    private static func glob(_ pattern: String) throws -> [String] {
+    private static func expand(_ pattern: String) throws -> [String] {
         var result = glob_t()
         defer { globfree(&result) }
-        let status = systemGlob(pattern, 0, nil, &result)
+        let status = glob(pattern, 0, nil, &result)
         if status == GLOB_NOMATCH { return [] }
         guard status == 0 else { throw DataError("\(pattern): cannot expand the pattern (glob error \(status))") }
         var paths: [String] = []

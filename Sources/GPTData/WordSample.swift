@@ -34,13 +34,9 @@ extension BPETrainer {
             let work = pieces
             perThread.withUnsafeMutableBufferPointer { counts in
                 let out = counts.baseAddress!
-                DispatchQueue.concurrentPerform(iterations: threads) { t in
-                    var i = t
-                    while i < work.count {
-                        batch[work[i].segment].bytes.withUnsafeBufferPointer { b in
-                            (out + t).pointee.add(UnsafeBufferPointer(rebasing: b[work[i].range]))
-                        }
-                        i += threads
+                concurrentStrided(count: work.count, threads: threads) { t, i in
+                    batch[work[i].segment].bytes.withUnsafeBufferPointer { b in
+                        (out + t).pointee.add(UnsafeBufferPointer(rebasing: b[work[i].range]))
                     }
                 }
             }

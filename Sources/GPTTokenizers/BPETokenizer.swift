@@ -23,6 +23,28 @@ public struct BPEMerge: Hashable, Sendable {
     var key: UInt64 { UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right)) }
 }
 
+extension Array where Element == Int32 {
+    /// Replaces each occurrence of `merge`'s pair in `self[range]`, left to right, by `id`, moving the rest up.
+    ///
+    /// Returns the new end of the range; the elements from there to `range.upperBound` are left over.
+    @inline(__always)
+    mutating func apply(_ merge: BPEMerge, as id: Int32, in range: Range<Int>) -> Int {
+        var read = range.lowerBound
+        var write = range.lowerBound
+        while read < range.upperBound {
+            if read + 1 < range.upperBound && self[read] == merge.left && self[read + 1] == merge.right {
+                self[write] = id
+                read += 2
+            } else {
+                self[write] = self[read]
+                read += 1
+            }
+            write += 1
+        }
+        return write
+    }
+}
+
 // MARK: - Tokenizer
 
 /// Byte-level BPE with GPT-2's pre-tokenisation and an end-of-document special token.
@@ -267,20 +289,7 @@ extension BPETables {
                 if let r = rank(parts[k], parts[k + 1]), r < best { best = r }
             }
             if best == Int32.max { break }
-            let m = merges[Int(best)]
-            let merged = Int32(256) + best
-            var w = 0
-            var k = 0
-            while k < parts.count {
-                if k + 1 < parts.count && parts[k] == m.left && parts[k + 1] == m.right {
-                    parts[w] = merged
-                    k += 2
-                } else {
-                    parts[w] = parts[k]
-                    k += 1
-                }
-                w += 1
-            }
+            let w = parts.apply(merges[Int(best)], as: Int32(256) + best, in: 0..<parts.count)
             parts.removeLast(parts.count - w)
         }
         out.append(contentsOf: parts)
@@ -405,12 +414,8 @@ public final class BPEEncoder {
             let work = work
             results.withUnsafeMutableBufferPointer { results in
                 let out = results.baseAddress!
-                DispatchQueue.concurrentPerform(iterations: workers) { t in
-                    var i = t
-                    while i < work.count {
-                        (out + i).pointee = caches[t].encode(work[i].bytes)
-                        i += workers
-                    }
+                concurrentStrided(count: work.count, threads: workers) { t, i in
+                    (out + i).pointee = caches[t].encode(work[i].bytes)
                 }
             }
         }
