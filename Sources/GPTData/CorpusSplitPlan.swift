@@ -51,7 +51,8 @@ public enum CorpusSplitPlan: Sendable, Equatable {
             }
             let total = try countCharacters()
             guard let cut = Self.trainCharacters(total: total, fraction: fraction) else {
-                throw DataError("the input text (\(total) characters) is too short to split at \(fraction); give more text")
+                throw DataError("the input text (\(total) characters) is too short to split at \(fraction); "
+                                + "give more text")
             }
             return ResolvedSplit(valDocuments: [], splitAtCharacter: cut)
         }

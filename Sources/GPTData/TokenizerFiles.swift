@@ -1,5 +1,5 @@
-// Loading a tokenizer from where it is stored: the attributes of a corpus or
-// checkpoint file, or the JSON file `gpt tokenizer train` writes.
+// Tokenizers where they are stored: the attributes of a corpus or checkpoint
+// file, or the JSON tokenizer file that `gpt tokenizer train` writes.
 import Foundation
 import GPTSupport
 import GPTTokenizers
@@ -23,6 +23,13 @@ public func storedTokenizer(in path: String) throws -> any Tokenizer {
                                  serialized: try file.stringAttribute("tokenizer"))
     } catch let error as TokenizerError {
         throw DataError("\(path): \(error)")
+    }
+}
+
+/// Writes `tokenizer` as a tokenizer file (JSON), through a temporary file renamed into place.
+public func writeBPETokenizerFile(_ tokenizer: BPETokenizer, to path: String) throws {
+    try AtomicFile.write(to: path) { temporary in
+        try tokenizer.serialized().write(toFile: temporary, atomically: false, encoding: .utf8)
     }
 }
 

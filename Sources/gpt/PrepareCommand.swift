@@ -149,9 +149,7 @@ struct PrepareCommand: ParsableCommand {
             bpe = try trainTokenizer(documents: sample, vocabSize: vocabSize!, sampleMB: sampleMb, seed: seed,
                                      threads: options.threads)
             if let path = saveTokenizer {
-                try AtomicFile.write(to: path) { temporary in
-                    try bpe.serialized().write(toFile: temporary, atomically: false, encoding: .utf8)
-                }
+                try writeBPETokenizerFile(bpe, to: path)
                 print("wrote \(path): vocab \(bpe.vocabSize)")
             }
         }

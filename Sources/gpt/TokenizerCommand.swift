@@ -58,9 +58,7 @@ struct TokenizerCommand: ParsableCommand {
                 let documents = try CorpusInputs.documents(inputs, include: include)
                 let tokenizer = try trainTokenizer(documents: documents, vocabSize: vocabSize, sampleMB: sampleMb,
                                                    seed: seed, threads: TokenizerCommand.threads(threads))
-                try AtomicFile.write(to: out) { temporary in
-                    try tokenizer.serialized().write(toFile: temporary, atomically: false, encoding: .utf8)
-                }
+                try writeBPETokenizerFile(tokenizer, to: out)
                 print("wrote \(out): vocab \(tokenizer.vocabSize) (\(tokenizer.merges.count) merges + "
                       + "\(tokenizer.specialTokens.count) special)")
             } catch { fail(error) }
@@ -124,9 +122,7 @@ struct TokenizerCommand: ParsableCommand {
                     print(String(format: "  %5d  %@", 256 + i, visible(tok.bytes(of: Int32(256 + i))!)))
                 }
                 if let out {
-                    try AtomicFile.write(to: out) { temporary in
-                        try tok.serialized().write(toFile: temporary, atomically: false, encoding: .utf8)
-                    }
+                    try writeBPETokenizerFile(tok, to: out)
                     print("wrote \(out)")
                 }
             } catch { fail(error) }

@@ -20,7 +20,9 @@ final class TokenizerCommandTests: XCTestCase {
     func testTrainOnADirectoryOfEmptyFilesIsAnError() throws {
         let docs = dir.file("docs")
         try FileManager.default.createDirectory(atPath: docs, withIntermediateDirectories: true)
-        for name in ["a.txt", "b.txt"] { XCTAssertTrue(FileManager.default.createFile(atPath: docs + "/" + name, contents: Data())) }
+        for name in ["a.txt", "b.txt"] {
+            XCTAssertTrue(FileManager.default.createFile(atPath: docs + "/" + name, contents: Data()))
+        }
         try expectNoText([docs], mentions: ["a.txt", "b.txt", "are empty"])
     }
 
@@ -30,8 +32,8 @@ final class TokenizerCommandTests: XCTestCase {
         let stderrPath = dir.file("stderr.txt")
         let args = ["tokenizer", "train", "--vocab-size", "300", "--out", out] + inputs
         // sh sends stderr to its own file and then becomes gpt (exec).
-        let result = try TestSupport.run("/bin/sh", ["-c", "exec \"$@\" 2>\"$GPT_STDERR\"", "sh", try GPTBinary.path()] + args,
-                             environment: ["GPT_STDERR": stderrPath], timeout: 60)
+        let shell = ["-c", "exec \"$@\" 2>\"$GPT_STDERR\"", "sh", try GPTBinary.path()] + args
+        let result = try TestSupport.run("/bin/sh", shell, environment: ["GPT_STDERR": stderrPath], timeout: 60)
         let stderr = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
         let lines = stderr.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
         XCTAssertEqual(result.status, 1, "must exit with 1:\n\(result.output)\n\(stderr)", line: line)
