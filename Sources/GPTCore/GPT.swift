@@ -6,7 +6,8 @@ import Darwin
 
 /// A GPT-2 style decoder: one flat parameter buffer, one flat gradient buffer
 /// of the same layout, an activation arena sized for (B, T), and a forward /
-/// backward written out layer by layer as in llm.c.
+/// backward written out layer by layer as in llm.c, one transformer block at a
+/// time (`blockForward` / `blockBackward`, shared with the KV-cache sampler).
 public final class GPT {
     public let config: GPTConfig
     public let layout: ParameterLayout
@@ -199,83 +200,40 @@ public final class GPT {
     public func forward(inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, B: Int, T: Int) -> Float {
         precondition(B >= 1 && T >= 1 && T <= config.blockSize,
                      "sequence length \(T) must be in 1...block_size (\(config.blockSize))")
-        let V = config.vocabSize, C = config.nEmbd, NH = config.nHead, L = config.nLayer
-        for i in 0..<(B * T) {
+        let V = config.vocabSize, C = config.nEmbd, N = B * T
+        for i in 0..<N {
             precondition(inputs[i] >= 0 && Int(inputs[i]) < V, "token id \(inputs[i]) out of range 0..<\(V)")
         }
         reserve(B: B, T: T)
         let a = acts!
         lastB = B; lastT = T
-        lastInputs!.update(from: inputs, count: B * T)
+        lastInputs!.update(from: inputs, count: N)
         hasTargets = targets != nil
-        if let targets { lastTargets!.update(from: targets, count: B * T) }
-        let p = views
-        let N = B * T
-        let drop = training ? config.dropout : 0
-        let seed = dropoutSeed
-        let prof = profiler
+        if let targets { lastTargets!.update(from: targets, count: N) }
+        let dropout = dropoutMasks
 
-        prof?.begin(.embedding)
-        encoderForward(a.encoded, inputs, p.wte, p.wpe, B: B, T: T, C: C)
-        if drop > 0 { dropoutApply(a.encoded, a.encoded, N: N * C, p: drop, key: dropoutKey(seed: seed, site: 0)) }
-        prof?.end(.embedding)
-
-        var residual = UnsafePointer(a.encoded)
-        for l in 0..<L {
-            let w = p.blocks[l]
-            let la = a.layers[l]
-            prof?.begin(.layerNorm)
-            layerNormForward(la.ln1, la.ln1Mean, la.ln1Rstd, residual, w.ln1w, w.ln1b, N: N, C: C)
-            prof?.end(.layerNorm)
-            prof?.begin(.matmul)
-            matmulForward(la.qkv, la.ln1, w.qkvw, w.qkvb, N: N, C: C, OC: 3 * C)
-            prof?.end(.matmul)
-            prof?.begin(.attention)
-            attentionForward(la.atty, la.att, la.attDrop, la.qkv, B: B, T: T, C: C, NH: NH,
-                             dropoutP: drop, dropoutKey: dropoutKey(seed: seed, site: 1 + 3 * l))
-            prof?.end(.attention)
-            prof?.begin(.matmul)
-            matmulForward(a.scratchBTC, la.atty, w.attprojw, w.attprojb, N: N, C: C, OC: C)
-            prof?.end(.matmul)
-            prof?.begin(.residual)
-            if drop > 0 {
-                dropoutApply(a.scratchBTC, a.scratchBTC, N: N * C, p: drop, key: dropoutKey(seed: seed, site: 2 + 3 * l))
-            }
-            residualForward(la.res2, residual, a.scratchBTC, N: N * C)
-            prof?.end(.residual)
-            prof?.begin(.layerNorm)
-            layerNormForward(la.ln2, la.ln2Mean, la.ln2Rstd, la.res2, w.ln2w, w.ln2b, N: N, C: C)
-            prof?.end(.layerNorm)
-            prof?.begin(.matmul)
-            matmulForward(la.fch, la.ln2, w.fcw, w.fcb, N: N, C: C, OC: 4 * C)
-            prof?.end(.matmul)
-            prof?.begin(.gelu)
-            geluForward(la.fchGelu, la.fch, N: N * 4 * C)
-            prof?.end(.gelu)
-            prof?.begin(.matmul)
-            matmulForward(a.scratchBTC, la.fchGelu, w.fcprojw, w.fcprojb, N: N, C: 4 * C, OC: C)
-            prof?.end(.matmul)
-            prof?.begin(.residual)
-            if drop > 0 {
-                dropoutApply(a.scratchBTC, a.scratchBTC, N: N * C, p: drop, key: dropoutKey(seed: seed, site: 3 + 3 * l))
-            }
-            residualForward(la.res3, la.res2, a.scratchBTC, N: N * C)
-            prof?.end(.residual)
-            residual = UnsafePointer(la.res3)
+        timed(.embedding) {
+            encoderForward(a.encoded, inputs, views.wte, views.wpe, B: B, T: T, C: C)
+            _ = dropout.apply(a.encoded, a.encoded, N: N * C, site: .embedding)
         }
-        prof?.begin(.layerNorm)
-        layerNormForward(a.lnf, a.lnfMean, a.lnfRstd, residual, p.lnfw, p.lnfb, N: N, C: C)
-        prof?.end(.layerNorm)
-        prof?.begin(.lmHead)
-        matmulForward(a.logits, a.lnf, p.lmHead, nil, N: N, C: C, OC: V)
-        prof?.end(.lmHead)
+        var x = UnsafePointer(a.encoded)
+        for l in 0..<config.nLayer {
+            blockForward(layer: l, a.layers[l], input: x, scratch: a.scratchBTC, N: N,
+                         attention: .causal(B: B, T: T), dropout: dropout)
+            x = UnsafePointer(a.layers[l].res3)
+        }
+        headForward(a.logits, a.lnf, a.lnfMean, a.lnfRstd, x, N: N)
 
         guard let targets else { lastTargetCount = 0; return 0 }
-        prof?.begin(.loss)
-        let (sum, count) = crossEntropyForward(a.losses, a.logits, targets, N: N, V: V)
-        prof?.end(.loss)
-        lastTargetCount = count
-        return count > 0 ? Float(sum / Double(count)) : 0
+        var result: (sum: Double, count: Int) = (0, 0)
+        timed(.loss) { result = crossEntropyForward(a.losses, a.logits, targets, N: N, V: V) }
+        lastTargetCount = result.count
+        return result.count > 0 ? Float(result.sum / Double(result.count)) : 0
+    }
+
+    /// The dropout of the next forward/backward pair: off unless training with dropout > 0.
+    var dropoutMasks: DropoutMasks {
+        DropoutMasks(p: training ? config.dropout : 0, seed: dropoutSeed)
     }
 
     // MARK: - Backward
@@ -288,184 +246,36 @@ public final class GPT {
     public func backward(lossScale: Float = 1, onGradientsReady: ((Range<Int>) -> Void)? = nil) {
         guard let a = acts, hasTargets else { preconditionFailure("backward needs a forward with targets") }
         let B = lastB, T = lastT, N = B * T
-        let V = config.vocabSize, C = config.nEmbd, NH = config.nHead, L = config.nLayer
+        let V = config.vocabSize, C = config.nEmbd, L = config.nLayer
         let p = views
-        let drop = training ? config.dropout : 0
-        let seed = dropoutSeed
-        let prof = profiler
+        let dropout = dropoutMasks
         let inputs = UnsafePointer(lastInputs!), targets = UnsafePointer(lastTargets!)
+        func blockOutput(_ l: Int) -> UnsafePointer<Float> {
+            l >= 0 ? UnsafePointer(a.layers[l].res3) : UnsafePointer(a.encoded)
+        }
 
-        // Loss and LM head.
-        prof?.begin(.loss)
-        let dloss = lastTargetCount > 0 ? lossScale / Float(lastTargetCount) : 0
-        crossEntropyBackward(a.logits, a.logits, targets, N: N, V: V, dloss: dloss)
-        prof?.end(.loss)
-        prof?.begin(.lmHead)
-        matmulBackward(a.dln, p.dlmHead, nil, a.logits, a.lnf, p.lmHead, N: N, C: C, OC: V)
-        prof?.end(.lmHead)
-        prof?.begin(.layerNorm)
-        a.dres.update(repeating: 0, count: N * C)
-        let lastRes = L > 0 ? UnsafePointer(a.layers[L - 1].res3) : UnsafePointer(a.encoded)
-        layerNormBackward(a.dres, p.dlnfw, p.dlnfb, a.dln, lastRes, p.lnfw, a.lnfMean, a.lnfRstd, N: N, C: C)
-        prof?.end(.layerNorm)
+        // Loss, LM head and the final LayerNorm.
+        timed(.loss) {
+            let dloss = lastTargetCount > 0 ? lossScale / Float(lastTargetCount) : 0
+            crossEntropyBackward(a.logits, a.logits, targets, N: N, V: V, dloss: dloss)
+        }
+        timed(.lmHead) { matmulBackward(a.dln, p.dlmHead, nil, a.logits, a.lnf, p.lmHead, N: N, C: C, OC: V) }
+        timed(.layerNorm) {
+            a.dres.update(repeating: 0, count: N * C)
+            layerNormBackward(a.dres, p.dlnfw, p.dlnfb, a.dln, blockOutput(L - 1), p.lnfw, a.lnfMean, a.lnfRstd,
+                              N: N, C: C)
+        }
         onGradientsReady?(views.tailRange)
 
         for l in stride(from: L - 1, through: 0, by: -1) {
-            let w = p.blocks[l]
-            let la = a.layers[l]
-            let residual = l > 0 ? UnsafePointer(a.layers[l - 1].res3) : UnsafePointer(a.encoded)
-
-            // x = res2 + drop(mlp(ln2(res2)))
-            prof?.begin(.residual)
-            var dbranch = UnsafePointer(a.dres)
-            if drop > 0 {
-                dropoutApply(a.dtmp, a.dres, N: N * C, p: drop, key: dropoutKey(seed: seed, site: 3 + 3 * l))
-                dbranch = UnsafePointer(a.dtmp)
-            }
-            prof?.end(.residual)
-            prof?.begin(.matmul)
-            matmulBackward(a.dbig, w.dfcprojw, w.dfcprojb, dbranch, la.fchGelu, w.fcprojw, N: N, C: 4 * C, OC: C)
-            prof?.end(.matmul)
-            prof?.begin(.gelu)
-            geluBackward(a.dbig, la.fch, a.dbig, N: N * 4 * C)
-            prof?.end(.gelu)
-            prof?.begin(.matmul)
-            matmulBackward(a.dln, w.dfcw, w.dfcb, a.dbig, la.ln2, w.fcw, N: N, C: C, OC: 4 * C)
-            prof?.end(.matmul)
-            prof?.begin(.layerNorm)
-            layerNormBackward(a.dres, w.dln2w, w.dln2b, a.dln, la.res2, w.ln2w, la.ln2Mean, la.ln2Rstd, N: N, C: C)
-            prof?.end(.layerNorm)
-
-            // res2 = x + drop(attn(ln1(x)))
-            prof?.begin(.residual)
-            dbranch = UnsafePointer(a.dres)
-            if drop > 0 {
-                dropoutApply(a.dtmp, a.dres, N: N * C, p: drop, key: dropoutKey(seed: seed, site: 2 + 3 * l))
-                dbranch = UnsafePointer(a.dtmp)
-            }
-            prof?.end(.residual)
-            prof?.begin(.matmul)
-            matmulBackward(a.datty, w.dattprojw, w.dattprojb, dbranch, la.atty, w.attprojw, N: N, C: C, OC: C)
-            prof?.end(.matmul)
-            prof?.begin(.attention)
-            attentionBackward(a.dqkv, a.datt, a.datty, la.qkv, la.att, la.attDrop, B: B, T: T, C: C, NH: NH,
-                              dropoutP: drop, dropoutKey: dropoutKey(seed: seed, site: 1 + 3 * l))
-            prof?.end(.attention)
-            prof?.begin(.matmul)
-            matmulBackward(a.dln, w.dqkvw, w.dqkvb, a.dqkv, la.ln1, w.qkvw, N: N, C: C, OC: 3 * C)
-            prof?.end(.matmul)
-            prof?.begin(.layerNorm)
-            layerNormBackward(a.dres, w.dln1w, w.dln1b, a.dln, residual, w.ln1w, la.ln1Mean, la.ln1Rstd, N: N, C: C)
-            prof?.end(.layerNorm)
+            blockBackward(layer: l, a.layers[l], input: blockOutput(l - 1), scratch: a, B: B, T: T, dropout: dropout)
             onGradientsReady?(layout.blockRanges[l])
         }
 
-        prof?.begin(.embedding)
-        if drop > 0 { dropoutApply(a.dres, a.dres, N: N * C, p: drop, key: dropoutKey(seed: seed, site: 0)) }
-        encoderBackward(p.dwte, p.dwpe, a.dres, inputs, B: B, T: T, C: C)
-        prof?.end(.embedding)
+        timed(.embedding) {
+            _ = dropout.apply(a.dres, a.dres, N: N * C, site: .embedding)
+            encoderBackward(p.dwte, p.dwpe, a.dres, inputs, B: B, T: T, C: C)
+        }
         onGradientsReady?(views.headRange)
     }
-}
-
-// MARK: - Named pointers into the flat buffers
-
-/// Pointers to every named tensor, resolved once. Optional fields are the biases.
-struct ModelViews {
-    struct Block {
-        let ln1w, qkvw, attprojw, ln2w, fcw, fcprojw: UnsafeMutablePointer<Float>
-        let ln1b, qkvb, attprojb, ln2b, fcb, fcprojb: UnsafeMutablePointer<Float>?
-        let dln1w, dqkvw, dattprojw, dln2w, dfcw, dfcprojw: UnsafeMutablePointer<Float>
-        let dln1b, dqkvb, dattprojb, dln2b, dfcb, dfcprojb: UnsafeMutablePointer<Float>?
-    }
-    let wte, wpe, lnfw, lmHead: UnsafeMutablePointer<Float>
-    let lnfb: UnsafeMutablePointer<Float>?
-    let dwte, dwpe, dlnfw, dlmHead: UnsafeMutablePointer<Float>
-    let dlnfb: UnsafeMutablePointer<Float>?
-    let blocks: [Block]
-    /// wte + wpe: final after the embedding backward.
-    let headRange: Range<Int>
-    /// ln_f (+ lm_head): final right after the LM head backward.
-    let tailRange: Range<Int>
-
-    init(config: GPTConfig, layout: ParameterLayout, params: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>) {
-        func p(_ n: String) -> UnsafeMutablePointer<Float> { params + layout[n]!.offset }
-        func g(_ n: String) -> UnsafeMutablePointer<Float> { grads + layout[n]!.offset }
-        func po(_ n: String) -> UnsafeMutablePointer<Float>? { layout[n].map { params + $0.offset } }
-        func go(_ n: String) -> UnsafeMutablePointer<Float>? { layout[n].map { grads + $0.offset } }
-        wte = p("wte.weight"); wpe = p("wpe.weight"); lnfw = p("ln_f.weight"); lnfb = po("ln_f.bias")
-        dwte = g("wte.weight"); dwpe = g("wpe.weight"); dlnfw = g("ln_f.weight"); dlnfb = go("ln_f.bias")
-        lmHead = config.tieWeights ? wte : p("lm_head.weight")
-        dlmHead = config.tieWeights ? dwte : g("lm_head.weight")
-        blocks = (0..<config.nLayer).map { l in
-            let h = "h.\(l)."
-            return Block(ln1w: p(h + "ln_1.weight"), qkvw: p(h + "attn.c_attn.weight"), attprojw: p(h + "attn.c_proj.weight"),
-                         ln2w: p(h + "ln_2.weight"), fcw: p(h + "mlp.c_fc.weight"), fcprojw: p(h + "mlp.c_proj.weight"),
-                         ln1b: po(h + "ln_1.bias"), qkvb: po(h + "attn.c_attn.bias"), attprojb: po(h + "attn.c_proj.bias"),
-                         ln2b: po(h + "ln_2.bias"), fcb: po(h + "mlp.c_fc.bias"), fcprojb: po(h + "mlp.c_proj.bias"),
-                         dln1w: g(h + "ln_1.weight"), dqkvw: g(h + "attn.c_attn.weight"), dattprojw: g(h + "attn.c_proj.weight"),
-                         dln2w: g(h + "ln_2.weight"), dfcw: g(h + "mlp.c_fc.weight"), dfcprojw: g(h + "mlp.c_proj.weight"),
-                         dln1b: go(h + "ln_1.bias"), dqkvb: go(h + "attn.c_attn.bias"), dattprojb: go(h + "attn.c_proj.bias"),
-                         dln2b: go(h + "ln_2.bias"), dfcb: go(h + "mlp.c_fc.bias"), dfcprojb: go(h + "mlp.c_proj.bias"))
-        }
-        let wpeT = layout["wpe.weight"]!
-        headRange = 0..<(wpeT.offset + wpeT.count)
-        tailRange = layout["ln_f.weight"]!.offset..<layout.count
-    }
-}
-
-// MARK: - Activation arena
-
-/// Every activation forward keeps for backward, plus backward scratch, in one allocation.
-final class Activations {
-    struct Layer {
-        let ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu, res3: UnsafeMutablePointer<Float>
-        let attDrop: UnsafeMutablePointer<Float>?
-    }
-    let B: Int, T: Int, hasDropout: Bool
-    let base: UnsafeMutablePointer<Float>
-    let bytes: Int
-    let encoded, lnf, lnfMean, lnfRstd, logits, losses: UnsafeMutablePointer<Float>
-    let scratchBTC: UnsafeMutablePointer<Float>
-    // Backward scratch, shared by all layers.
-    let dres, dtmp, dln, datty, dqkv, dbig, datt: UnsafeMutablePointer<Float>
-    let layers: [Layer]
-
-    init(config c: GPTConfig, B: Int, T: Int) {
-        self.B = B; self.T = T
-        hasDropout = c.dropout > 0
-        let C = c.nEmbd, NH = c.nHead, V = c.vocabSize, N = B * T
-        let attSize = B * NH * T * T
-        var sizes: [Int] = []
-        // Layout pass: record sizes, then carve.
-        let perLayer = [N * C, N, N, N * 3 * C, attSize, N * C, N * C, N * C, N, N, N * 4 * C, N * 4 * C, N * C,
-                        hasDropout ? attSize : 0]
-        sizes += [N * C, N * C, N, N, N * V, N, N * C]
-        sizes += [N * C, N * C, N * C, N * C, N * 3 * C, N * 4 * C, attSize]
-        for _ in 0..<c.nLayer { sizes += perLayer }
-        let total = sizes.reduce(0, +)
-        let mem = UnsafeMutablePointer<Float>.allocate(capacity: total)
-        mem.initialize(repeating: 0, count: total)
-        base = mem
-        bytes = total * MemoryLayout<Float>.size
-        var offset = 0
-        func take(_ n: Int) -> UnsafeMutablePointer<Float> { defer { offset += n }; return mem + offset }
-        encoded = take(N * C); lnf = take(N * C); lnfMean = take(N); lnfRstd = take(N)
-        logits = take(N * V); losses = take(N); scratchBTC = take(N * C)
-        dres = take(N * C); dtmp = take(N * C); dln = take(N * C); datty = take(N * C)
-        dqkv = take(N * 3 * C); dbig = take(N * 4 * C); datt = take(attSize)
-        var layers: [Layer] = []
-        for _ in 0..<c.nLayer {
-            let ln1 = take(N * C), m1 = take(N), r1 = take(N), qkv = take(N * 3 * C), att = take(attSize)
-            let atty = take(N * C), res2 = take(N * C), ln2 = take(N * C), m2 = take(N), r2 = take(N)
-            let fch = take(N * 4 * C), fchGelu = take(N * 4 * C), res3 = take(N * C)
-            let attDrop: UnsafeMutablePointer<Float>? = hasDropout ? take(attSize) : nil
-            layers.append(Layer(ln1: ln1, ln1Mean: m1, ln1Rstd: r1, qkv: qkv, att: att, atty: atty, res2: res2,
-                                ln2: ln2, ln2Mean: m2, ln2Rstd: r2, fch: fch, fchGelu: fchGelu, res3: res3, attDrop: attDrop))
-        }
-        precondition(offset == total)
-        self.layers = layers
-    }
-
-    deinit { base.deallocate() }
 }

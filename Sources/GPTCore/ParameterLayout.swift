@@ -30,35 +30,20 @@ public struct ParameterLayout: Sendable {
     public init(config c: GPTConfig) {
         var tensors: [TensorView] = []
         var offset = 0
-        func add(_ name: String, _ shape: [Int]) {
-            let t = TensorView(name: name, offset: offset, shape: shape)
+        func add(_ spec: TensorSpec, prefix: String = "") {
+            let t = TensorView(name: prefix + spec.name, offset: offset, shape: spec.shape)
             tensors.append(t)
             offset += t.count
         }
-        let C = c.nEmbd
-        add("wte.weight", [c.vocabSize, C])
-        add("wpe.weight", [c.blockSize, C])
+        let table = Table(config: c)
+        for s in table.embeddings { add(s) }
         var ranges: [Range<Int>] = []
         for l in 0..<c.nLayer {
             let start = offset
-            let p = "h.\(l)."
-            add(p + "ln_1.weight", [C])
-            if c.bias { add(p + "ln_1.bias", [C]) }
-            add(p + "attn.c_attn.weight", [3 * C, C])
-            if c.bias { add(p + "attn.c_attn.bias", [3 * C]) }
-            add(p + "attn.c_proj.weight", [C, C])
-            if c.bias { add(p + "attn.c_proj.bias", [C]) }
-            add(p + "ln_2.weight", [C])
-            if c.bias { add(p + "ln_2.bias", [C]) }
-            add(p + "mlp.c_fc.weight", [4 * C, C])
-            if c.bias { add(p + "mlp.c_fc.bias", [4 * C]) }
-            add(p + "mlp.c_proj.weight", [C, 4 * C])
-            if c.bias { add(p + "mlp.c_proj.bias", [C]) }
+            for s in table.block { add(s, prefix: "h.\(l).") }
             ranges.append(start..<offset)
         }
-        add("ln_f.weight", [C])
-        if c.bias { add("ln_f.bias", [C]) }
-        if !c.tieWeights { add("lm_head.weight", [c.vocabSize, C]) }
+        for s in table.final { add(s) }
         self.tensors = tensors
         self.count = offset
         self.blockRanges = ranges
@@ -73,4 +58,53 @@ public struct ParameterLayout: Sendable {
 
     /// Parameters as nanoGPT reports them: all but the position embedding.
     public var nonEmbeddingCount: Int { count - (self["wpe.weight"]?.count ?? 0) }
+
+    /// The number of floats `ParameterLayout(config:)` would hold, from the same table,
+    /// without building it; nil when it does not fit in an `Int`.
+    public static func floatCount(config c: GPTConfig) -> Int? {
+        let table = Table(config: c)
+        func floats(_ specs: [TensorSpec]) -> Int? { CheckedSize.sum(specs.map { CheckedSize.product($0.factors) }) }
+        return CheckedSize.sum([floats(table.embeddings), CheckedSize.times(c.nLayer, floats(table.block)),
+                                floats(table.final)])
+    }
+
+    // MARK: - The table
+
+    /// One tensor of the table: its name and its shape with each dimension kept as
+    /// factors (`[[3, C], [C]]` is (3C, C)), so its size can be checked for overflow.
+    struct TensorSpec {
+        let name: String
+        let dims: [[Int]]
+        var factors: [Int] { dims.flatMap { $0 } }
+        var shape: [Int] { dims.map { $0.reduce(1, *) } }
+    }
+
+    /// Every tensor of a config, in buffer order: the embeddings, one block (names
+    /// below `h.<l>.`), and what follows the last block.
+    struct Table {
+        let embeddings: [TensorSpec], block: [TensorSpec], final: [TensorSpec]
+
+        init(config c: GPTConfig) {
+            let C = c.nEmbd, V = c.vocabSize
+            var specs: [TensorSpec] = []
+            // A module's weight, then its bias (when the config has biases).
+            func module(_ name: String, weight: [[Int]], bias: [Int]) {
+                specs.append(TensorSpec(name: name + ".weight", dims: weight))
+                if c.bias { specs.append(TensorSpec(name: name + ".bias", dims: [bias])) }
+            }
+            embeddings = [TensorSpec(name: "wte.weight", dims: [[V], [C]]),
+                          TensorSpec(name: "wpe.weight", dims: [[c.blockSize], [C]])]
+            module("ln_1", weight: [[C]], bias: [C])
+            module("attn.c_attn", weight: [[3, C], [C]], bias: [3, C])
+            module("attn.c_proj", weight: [[C], [C]], bias: [C])
+            module("ln_2", weight: [[C]], bias: [C])
+            module("mlp.c_fc", weight: [[4, C], [C]], bias: [4, C])
+            module("mlp.c_proj", weight: [[C], [4, C]], bias: [C])
+            block = specs
+            specs = []
+            module("ln_f", weight: [[C]], bias: [C])
+            if !c.tieWeights { specs.append(TensorSpec(name: "lm_head.weight", dims: [[V], [C]])) }
+            final = specs
+        }
+    }
 }

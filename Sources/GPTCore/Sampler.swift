@@ -12,26 +12,30 @@ import Darwin
 /// cropped context (exactly what sampling without a cache computes).
 public final class Sampler {
     public let model: GPT
-    private let C: Int, V: Int, L: Int, NH: Int, maxT: Int
+    private let C: Int, V: Int, L: Int, maxT: Int
     private let kcache: UnsafeMutablePointer<Float>   // (L, maxT, C)
     private let vcache: UnsafeMutablePointer<Float>   // (L, maxT, C)
     private let work: UnsafeMutablePointer<Float>
-    private let x, xn, qkv, atty, proj, fch, fchGelu, scores, logitsBuf, stats: UnsafeMutablePointer<Float>
+    private let x, xn, proj, logitsBuf, stats: UnsafeMutablePointer<Float>
+    /// One position's block activations, reused by every layer: x (C) is updated in place.
+    private let block: Activations.Layer
     private var cached: [Int32] = []
 
     public init(model: GPT) {
         self.model = model
         let c = model.config
-        C = c.nEmbd; V = c.vocabSize; L = c.nLayer; NH = c.nHead; maxT = c.blockSize
+        C = c.nEmbd; V = c.vocabSize; L = c.nLayer; maxT = c.blockSize
         kcache = .allocate(capacity: L * maxT * C)
         vcache = .allocate(capacity: L * maxT * C)
-        let sizes = [C, C, 3 * C, C, C, 4 * C, 4 * C, maxT, V, 2]
-        work = .allocate(capacity: sizes.reduce(0, +))
+        let C = self.C, mem = UnsafeMutablePointer<Float>.allocate(capacity: 15 * C + maxT + V + 2)
+        work = mem
         var o = 0
-        var ptrs: [UnsafeMutablePointer<Float>] = []
-        for s in sizes { ptrs.append(work + o); o += s }
-        x = ptrs[0]; xn = ptrs[1]; qkv = ptrs[2]; atty = ptrs[3]; proj = ptrs[4]
-        fch = ptrs[5]; fchGelu = ptrs[6]; scores = ptrs[7]; logitsBuf = ptrs[8]; stats = ptrs[9]
+        func take(_ n: Int) -> UnsafeMutablePointer<Float> { defer { o += n }; return mem + o }
+        x = take(C); xn = take(C); proj = take(C); logitsBuf = take(V); stats = take(2)
+        let (qkv, atty, fch, fchGelu, scores) = (take(3 * C), take(C), take(4 * C), take(4 * C), take(maxT))
+        block = Activations.Layer(ln1: xn, ln1Mean: stats, ln1Rstd: stats + 1, qkv: qkv, att: scores, atty: atty,
+                                  res2: x, ln2: xn, ln2Mean: stats, ln2Rstd: stats + 1, fch: fch, fchGelu: fchGelu,
+                                  res3: x, attDrop: nil)
     }
 
     deinit { kcache.deallocate(); vcache.deallocate(); work.deallocate() }
@@ -110,49 +114,14 @@ public final class Sampler {
     private func step(_ tok: Int32, computeLogits: Bool) {
         let pos = cached.count
         let w = model.views
-        let C = self.C, hs = C / NH
-        let scale = 1 / Float(hs).squareRoot()
-        let mean = stats, rstd = stats + 1
-        let e = w.wte + Int(tok) * C, p = w.wpe + pos * C
-        for i in 0..<C { x[i] = e[i] + p[i] }
+        withUnsafePointer(to: tok) { encoderForward(x, $0, w.wte, w.wpe, B: 1, T: 1, C: C, firstPosition: pos) }
         for l in 0..<L {
-            let b = w.blocks[l]
-            layerNormForward(xn, mean, rstd, x, b.ln1w, b.ln1b, N: 1, C: C)
-            matmulForward(qkv, xn, b.qkvw, b.qkvb, N: 1, C: C, OC: 3 * C)
-            let kc = kcache + l * maxT * C, vc = vcache + l * maxT * C
-            (kc + pos * C).update(from: qkv + C, count: C)
-            (vc + pos * C).update(from: qkv + 2 * C, count: C)
-            for h in 0..<NH {
-                let q = qkv + h * hs
-                var mx = -Float.infinity
-                for j in 0...pos {
-                    let k = kc + j * C + h * hs
-                    var s: Float = 0
-                    for i in 0..<hs { s += q[i] * k[i] }
-                    scores[j] = s * scale
-                    mx = max(mx, scores[j])
-                }
-                var sum: Float = 0
-                for j in 0...pos { scores[j] = fastExp(scores[j] - mx); sum += scores[j] }
-                let y = atty + h * hs
-                for i in 0..<hs { y[i] = 0 }
-                for j in 0...pos {
-                    let a = scores[j] / sum
-                    let v = vc + j * C + h * hs
-                    for i in 0..<hs { y[i] += a * v[i] }
-                }
-            }
-            matmulForward(proj, atty, b.attprojw, b.attprojb, N: 1, C: C, OC: C)
-            for i in 0..<C { x[i] += proj[i] }
-            layerNormForward(xn, mean, rstd, x, b.ln2w, b.ln2b, N: 1, C: C)
-            matmulForward(fch, xn, b.fcw, b.fcb, N: 1, C: C, OC: 4 * C)
-            geluForward(fchGelu, fch, N: 4 * C)
-            matmulForward(proj, fchGelu, b.fcprojw, b.fcprojb, N: 1, C: 4 * C, OC: C)
-            for i in 0..<C { x[i] += proj[i] }
+            model.blockForward(layer: l, block, input: x, scratch: proj, N: 1,
+                               attention: .cached(k: kcache + l * maxT * C, v: vcache + l * maxT * C, pos: pos),
+                               dropout: .off)
         }
         cached.append(tok)
         guard computeLogits else { return }
-        layerNormForward(xn, mean, rstd, x, w.lnfw, w.lnfb, N: 1, C: C)
-        matmulForward(logitsBuf, xn, w.lmHead, nil, N: 1, C: C, OC: V)
+        model.headForward(logitsBuf, xn, stats, stats + 1, x, N: 1)
     }
 }

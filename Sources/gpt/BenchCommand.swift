@@ -35,64 +35,70 @@ struct BenchCommand: ParsableCommand {
                           nEmbd: nEmbd, dropout: 0, bias: true, tieWeights: true)
         let problems = c.problems()
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
-        let env = ProcessInfo.processInfo.environment
         let kernel = BLASKernel.summary
         print("gpt bench: n_layer \(nLayer), n_head \(nHead), n_embd \(nEmbd), block_size \(blockSize), batch \(batchSize), vocab \(vocabSize), dropout 0")
         print(kernel)
         let fpt = Bench.flopsPerToken(c, T: blockSize)
         print(String(format: "model: %.2fM parameters (non-embedding), %.1f MFLOP per token (nanoGPT estimate: 6N + 12LHQT)",
                      Double(ParameterLayout(config: c).nonEmbeddingCount) / 1e6, fpt / 1e6))
-        var records: [[String: Any]] = []
-        for n in threads.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
-            Parallel.setThreads(n)
-            print("\n== \(n) thread\(n == 1 ? "" : "s") ==")
-            // GEMMs are timed before and after the training steps and the faster of the
-            // two kept per shape: a VM's neighbours must not make sgemm look slow.
-            let shapes = Bench.gemms(c, B: batchSize, T: blockSize)
-            let before = Bench.runGemms(shapes)
-            let s = Bench.runSteps(c, B: batchSize, T: blockSize, steps: steps)
-            let after = Bench.runGemms(shapes)
-            let gemms = zip(before, after).map { $0.seconds <= $1.seconds ? $0 : $1 }
-            var gemmFlops = 0.0, gemmSeconds = 0.0
-            for r in gemms {
-                gemmFlops += r.gemm.flops; gemmSeconds += r.seconds
-                print(String(format: "  sgemm %-24@ %5d x %5d x %5d  x%-4d %7.1f GFLOP/s", r.gemm.name as NSString,
-                             r.gemm.M, r.gemm.N, r.gemm.K, r.gemm.count, r.gflops))
-            }
-            let sgemm = gemmFlops / gemmSeconds / 1e9
-            print(String(format: "  sgemm on the step's shapes: %.1f GFLOP/s (%.3f s of GEMM per step)", sgemm, gemmSeconds))
-
-            let ratio = s.gflops / sgemm
-            print(String(format: "  training step: %.3f s, %.0f tokens/s, %.1f GFLOP/s = %.1f%% of sgemm", s.secondsPerStep,
-                         s.tokensPerSecond, s.gflops, 100 * ratio))
-            print("  time per step by layer kind:")
-            for (name, sec) in s.breakdown where sec > 0 {
-                print(String(format: "    %-18@ %8.1f ms  %5.1f%%", name as NSString, sec * 1e3, 100 * sec / s.secondsPerStep))
-            }
-            records.append(["threads": n, "sgemm_gflops": sgemm, "step_seconds": s.secondsPerStep,
-                            "tokens_per_second": s.tokensPerSecond, "step_gflops": s.gflops, "ratio": ratio,
-                            "openblas": kernel])
-        }
+        let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let records = counts.map { measure(c, threads: $0, kernel: kernel) }
         if let json {
             let data = try JSONSerialization.data(withJSONObject: records, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json))
         }
-        if compareKernels && env["OPENBLAS_CORETYPE"] != nil {
-            print("\n===== again with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset =====")
-            var args = Array(CommandLine.arguments.dropFirst()).filter { $0 != "--compare-kernels" }
-            if let i = args.firstIndex(of: "--json"), i + 1 < args.count { args[i + 1] += ".native" }
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
-                : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0])
-            p.arguments = args
-            var childEnv = env
-            childEnv.removeValue(forKey: "OPENBLAS_CORETYPE")
-            childEnv.removeValue(forKey: "OPENBLAS_L2_SIZE")
-            childEnv.removeValue(forKey: BLASKernel.markerVariable)
-            p.environment = childEnv
-            try p.run()
-            p.waitUntilExit()
-            if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }
+        if compareKernels && ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil {
+            try rerunWithNativeKernel()
         }
+    }
+
+    /// Times sgemm and training steps with `n` threads, prints the figures and returns them as a JSON record.
+    private func measure(_ c: GPTConfig, threads n: Int, kernel: String) -> [String: Any] {
+        Parallel.setThreads(n)
+        print("\n== \(n) thread\(n == 1 ? "" : "s") ==")
+        // GEMMs are timed before and after the training steps and the faster of the
+        // two kept per shape: a VM's neighbours must not make sgemm look slow.
+        let shapes = Bench.gemms(c, B: batchSize, T: blockSize)
+        let before = Bench.runGemms(shapes)
+        let s = Bench.runSteps(c, B: batchSize, T: blockSize, steps: steps)
+        let after = Bench.runGemms(shapes)
+        let gemms = zip(before, after).map { $0.seconds <= $1.seconds ? $0 : $1 }
+        var gemmFlops = 0.0, gemmSeconds = 0.0
+        for r in gemms {
+            gemmFlops += r.gemm.flops; gemmSeconds += r.seconds
+            print(String(format: "  sgemm %-24@ %5d x %5d x %5d  x%-4d %7.1f GFLOP/s", r.gemm.name as NSString,
+                         r.gemm.M, r.gemm.N, r.gemm.K, r.gemm.count, r.gflops))
+        }
+        let sgemm = gemmFlops / gemmSeconds / 1e9
+        print(String(format: "  sgemm on the step's shapes: %.1f GFLOP/s (%.3f s of GEMM per step)", sgemm, gemmSeconds))
+
+        let ratio = s.gflops / sgemm
+        print(String(format: "  training step: %.3f s, %.0f tokens/s, %.1f GFLOP/s = %.1f%% of sgemm", s.secondsPerStep,
+                     s.tokensPerSecond, s.gflops, 100 * ratio))
+        print("  time per step by layer kind:")
+        for (name, sec) in s.breakdown where sec > 0 {
+            print(String(format: "    %-18@ %8.1f ms  %5.1f%%", name as NSString, sec * 1e3, 100 * sec / s.secondsPerStep))
+        }
+        return ["threads": n, "sgemm_gflops": sgemm, "step_seconds": s.secondsPerStep,
+                "tokens_per_second": s.tokensPerSecond, "step_gflops": s.gflops, "ratio": ratio, "openblas": kernel]
+    }
+
+    /// Runs this bench again in a child process with OpenBLAS's own choice of kernel.
+    private func rerunWithNativeKernel() throws {
+        print("\n===== again with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset =====")
+        var args = Array(CommandLine.arguments.dropFirst()).filter { $0 != "--compare-kernels" }
+        if let i = args.firstIndex(of: "--json"), i + 1 < args.count { args[i + 1] += ".native" }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
+            : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0])
+        p.arguments = args
+        var childEnv = ProcessInfo.processInfo.environment
+        childEnv.removeValue(forKey: "OPENBLAS_CORETYPE")
+        childEnv.removeValue(forKey: "OPENBLAS_L2_SIZE")
+        childEnv.removeValue(forKey: BLASKernel.markerVariable)
+        p.environment = childEnv
+        try p.run()
+        p.waitUntilExit()
+        if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }
     }
 }

@@ -30,30 +30,8 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         do {
             Parallel.setThreads(threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount)
-            var path = checkpoint
-            var isDir: ObjCBool = false
-            let hint = "give a checkpoint written by `gpt train` (ckpt_*.h5, latest.h5) or its run directory"
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-                throw TrainError("checkpoint \(path) not found; \(hint)")
-            }
-            if isDir.boolValue {
-                path += "/latest.h5"
-                guard FileManager.default.fileExists(atPath: path) else {
-                    throw TrainError("\(checkpoint) holds no checkpoint (no latest.h5); train first, or \(hint)")
-                }
-            }
-            let ckpt: Checkpoint
-            do {
-                ckpt = try Checkpoint.read(from: path, includeOptimizer: false)
-            } catch {
-                throw TrainError(error, about: "cannot sample: ", hint: hint)
-            }
-            let tok = try makeTokenizer(kind: ckpt.tokenizerKind, serialized: ckpt.tokenizer)
-            var mc = ckpt.modelConfig
-            mc.dropout = 0
-            let model = GPT(config: mc, seed: 0)
-            ckpt.parameters.withUnsafeBufferPointer { model.params.update(from: $0.baseAddress!, count: model.parameterCount) }
-            model.training = false
+            let path = try checkpointPath()
+            let (model, tok) = try loadModel(path)
             var ids: [Int32]
             do {
                 ids = try tok.encodeChecked(prompt)
@@ -81,5 +59,38 @@ struct SampleCommand: ParsableCommand {
                 stdout.write(Data((samples > 1 ? "\n---------------\n" : "\n").utf8))
             }
         } catch { fail(error) }
+    }
+
+    private static let hint = "give a checkpoint written by `gpt train` (ckpt_*.h5, latest.h5) or its run directory"
+
+    /// The checkpoint file: the argument, or the latest.h5 of the run directory it names.
+    private func checkpointPath() throws -> String {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDir) else {
+            throw TrainError("checkpoint \(checkpoint) not found; \(Self.hint)")
+        }
+        guard isDir.boolValue else { return checkpoint }
+        let path = checkpoint + "/latest.h5"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TrainError("\(checkpoint) holds no checkpoint (no latest.h5); train first, or \(Self.hint)")
+        }
+        return path
+    }
+
+    /// The checkpoint's model, in eval mode, and its tokenizer.
+    private func loadModel(_ path: String) throws -> (GPT, any Tokenizer) {
+        let ckpt: Checkpoint
+        do {
+            ckpt = try Checkpoint.read(from: path, includeOptimizer: false)
+        } catch {
+            throw TrainError(error, about: "cannot sample: ", hint: Self.hint)
+        }
+        let tok = try makeTokenizer(kind: ckpt.tokenizerKind, serialized: ckpt.tokenizer)
+        var mc = ckpt.modelConfig
+        mc.dropout = 0
+        let model = GPT(config: mc, seed: 0)
+        ckpt.parameters.withUnsafeBufferPointer { model.params.update(from: $0.baseAddress!, count: model.parameterCount) }
+        model.training = false
+        return (model, tok)
     }
 }

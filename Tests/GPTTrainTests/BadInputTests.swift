@@ -53,6 +53,26 @@ final class BadInputTests: XCTestCase {
                           mentions: ["bucket_mb must be at most"])
     }
 
+    func testBatchTooLargeForMemory() throws {
+        try expectMemoryRefusal("a batch_size whose activations do not fit in the machine's memory", "batch_size=100000000",
+                                mentions: ["activations", "lower batch_size", "gradient_accumulation_steps"])
+    }
+
+    func testModelTooLargeForMemory() throws {
+        try expectMemoryRefusal("an n_embd whose parameters and AdamW moments do not fit in the machine's memory",
+                                "n_embd=65536", mentions: ["parameters", "adamw moments", "lower n_embd"])
+    }
+
+    /// A run of the fixture with `setting` that needs more memory than the machine has:
+    /// refused with the estimate before out_dir is created.
+    private func expectMemoryRefusal(_ what: String, _ setting: String, mentions: [String],
+                                     testName: String = #function) throws {
+        let w = try Workspace()
+        try w.expectError(what, ["train"] + w.trainArgs([setting]),
+                          mentions: ["the run needs about", "physical memory"] + mentions, testName: testName)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: w.path("new-run")), "out_dir must not be created")
+    }
+
     func testConfigMalformedTOML() throws {
         let w = try Workspace()
         try w.write("run.toml", "n_layer = 1\nblock_size = [16,\n")

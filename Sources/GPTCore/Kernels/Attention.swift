@@ -128,3 +128,37 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: Unsaf
         }
     }
 }
+
+/// attentionForward for one new position `pos` of one sequence, with its keys and
+/// values cached: qkv (3C) is the new position's q, k, v; kcache and vcache
+/// (maxT, C) hold positions 0..<pos and receive `pos`; out (C) = softmax(q k^T /
+/// sqrt(hs)) v over positions 0...pos for every head; scores (pos + 1) is scratch.
+public func attentionCachedForward(_ out: UnsafeMutablePointer<Float>, _ scores: UnsafeMutablePointer<Float>,
+                                   _ qkv: UnsafePointer<Float>, kcache: UnsafeMutablePointer<Float>,
+                                   vcache: UnsafeMutablePointer<Float>, pos: Int, C: Int, NH: Int) {
+    precondition(C % NH == 0, "n_embd must be divisible by n_head")
+    let hs = C / NH
+    let scale = 1 / Float(hs).squareRoot()
+    (kcache + pos * C).update(from: qkv + C, count: C)
+    (vcache + pos * C).update(from: qkv + 2 * C, count: C)
+    for h in 0..<NH {
+        let q = qkv + h * hs
+        var mx = -Float.infinity
+        for j in 0...pos {
+            let k = kcache + j * C + h * hs
+            var s: Float = 0
+            for i in 0..<hs { s += q[i] * k[i] }
+            scores[j] = s * scale
+            mx = max(mx, scores[j])
+        }
+        var sum: Float = 0
+        for j in 0...pos { scores[j] = fastExp(scores[j] - mx); sum += scores[j] }
+        let y = out + h * hs
+        for i in 0..<hs { y[i] = 0 }
+        for j in 0...pos {
+            let a = scores[j] / sum
+            let v = vcache + j * C + h * hs
+            for i in 0..<hs { y[i] += a * v[i] }
+        }
+    }
+}

@@ -1,12 +1,13 @@
 // MARK: - Token + position embedding
 
-/// out (B,T,C) = wte[inp[b,t]] + wpe[t].   inp is (B,T) token ids, wte (V,C), wpe (maxT,C).
+/// out (B,T,C) = wte[inp[b,t]] + wpe[t0 + t].   inp is (B,T) token ids, wte (V,C), wpe (maxT,C);
+/// t0 = `firstPosition` is the position of the first token (a cached sampler's next position).
 public func encoderForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Int32>,
                            _ wte: UnsafePointer<Float>, _ wpe: UnsafePointer<Float>,
-                           B: Int, T: Int, C: Int) {
+                           B: Int, T: Int, C: Int, firstPosition t0: Int = 0) {
     Parallel.forChunks(B * T, grain: 64) { start, end in
         for bt in start..<end {
-            let t = bt % T
+            let t = t0 + bt % T
             let o = out + bt * C
             let e = wte + Int(inp[bt]) * C
             let p = wpe + t * C

@@ -1,0 +1,103 @@
+// MARK: - Activation arena
+//
+// Every activation forward keeps for backward, plus backward scratch, in one
+// allocation sized from (config, B, T). The table below is the one place a
+// buffer's shape is written: the arena carves it, and `GPT.activationFloatCount`
+// sums it (overflow-checked) before anything is allocated.
+
+/// The buffers shared by all layers, in arena order.
+enum SharedBuffer: CaseIterable {
+    case encoded, lnf, lnfMean, lnfRstd, logits, losses, scratchBTC
+    // Backward scratch.
+    case dres, dtmp, dln, datty, dqkv, dbig, datt
+
+    /// The shape as factors: (B,T,C), (B,T), (B,T,V), (B,T,3C), (B,T,4C), (B,NH,T,T).
+    func shape(_ c: GPTConfig, B: Int, T: Int) -> [Int] {
+        switch self {
+        case .encoded, .lnf, .scratchBTC, .dres, .dtmp, .dln, .datty: [B, T, c.nEmbd]
+        case .lnfMean, .lnfRstd, .losses: [B, T]
+        case .logits: [B, T, c.vocabSize]
+        case .dqkv: [B, T, 3, c.nEmbd]
+        case .dbig: [B, T, 4, c.nEmbd]
+        case .datt: [B, c.nHead, T, T]
+        }
+    }
+}
+
+/// The buffers of one transformer block, in arena order.
+enum LayerBuffer: CaseIterable {
+    case ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu, res3, attDrop
+
+    /// The shape as factors; `attDrop` is empty (0) without dropout.
+    func shape(_ c: GPTConfig, B: Int, T: Int) -> [Int] {
+        switch self {
+        case .ln1, .atty, .res2, .ln2, .res3: [B, T, c.nEmbd]
+        case .ln1Mean, .ln1Rstd, .ln2Mean, .ln2Rstd: [B, T]
+        case .qkv: [B, T, 3, c.nEmbd]
+        case .fch, .fchGelu: [B, T, 4, c.nEmbd]
+        case .att: [B, c.nHead, T, T]
+        case .attDrop: c.dropout > 0 ? [B, c.nHead, T, T] : [0]
+        }
+    }
+}
+
+extension GPT {
+    /// Floats in the activation arena of `config` for a (B, T) batch, from the
+    /// table the arena carves; nil when the count does not fit in an `Int`.
+    public static func activationFloatCount(config c: GPTConfig, B: Int, T: Int) -> Int? {
+        let shared = CheckedSize.sum(SharedBuffer.allCases.map { CheckedSize.product($0.shape(c, B: B, T: T)) })
+        let layer = CheckedSize.sum(LayerBuffer.allCases.map { CheckedSize.product($0.shape(c, B: B, T: T)) })
+        return CheckedSize.sum([shared, CheckedSize.times(c.nLayer, layer)])
+    }
+}
+
+/// The arena: one allocation carved into the buffers of the table.
+final class Activations {
+    /// One block's activations: what its forward writes and its backward reads.
+    struct Layer {
+        let ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu, res3: UnsafeMutablePointer<Float>
+        let attDrop: UnsafeMutablePointer<Float>?
+    }
+    let B: Int, T: Int, hasDropout: Bool
+    let base: UnsafeMutablePointer<Float>
+    let bytes: Int
+    let encoded, lnf, lnfMean, lnfRstd, logits, losses: UnsafeMutablePointer<Float>
+    let scratchBTC: UnsafeMutablePointer<Float>
+    // Backward scratch, shared by all layers.
+    let dres, dtmp, dln, datty, dqkv, dbig, datt: UnsafeMutablePointer<Float>
+    let layers: [Layer]
+
+    init(config c: GPTConfig, B: Int, T: Int) {
+        self.B = B; self.T = T
+        hasDropout = c.dropout > 0
+        guard let total = GPT.activationFloatCount(config: c, B: B, T: T) else {
+            preconditionFailure("the activations of B = \(B), T = \(T) do not fit in memory")
+        }
+        let mem = UnsafeMutablePointer<Float>.allocate(capacity: total)
+        mem.initialize(repeating: 0, count: total)
+        base = mem
+        bytes = total * MemoryLayout<Float>.size
+        var offset = 0
+        func take(_ shape: [Int]) -> UnsafeMutablePointer<Float> {
+            defer { offset += shape.reduce(1, *) }
+            return mem + offset
+        }
+        var s: [SharedBuffer: UnsafeMutablePointer<Float>] = [:]
+        for b in SharedBuffer.allCases { s[b] = take(b.shape(c, B: B, T: T)) }
+        encoded = s[.encoded]!; lnf = s[.lnf]!; lnfMean = s[.lnfMean]!; lnfRstd = s[.lnfRstd]!
+        logits = s[.logits]!; losses = s[.losses]!; scratchBTC = s[.scratchBTC]!
+        dres = s[.dres]!; dtmp = s[.dtmp]!; dln = s[.dln]!; datty = s[.datty]!
+        dqkv = s[.dqkv]!; dbig = s[.dbig]!; datt = s[.datt]!
+        let dropout = hasDropout
+        layers = (0..<c.nLayer).map { _ in
+            var p: [LayerBuffer: UnsafeMutablePointer<Float>] = [:]
+            for b in LayerBuffer.allCases { p[b] = take(b.shape(c, B: B, T: T)) }
+            return Layer(ln1: p[.ln1]!, ln1Mean: p[.ln1Mean]!, ln1Rstd: p[.ln1Rstd]!, qkv: p[.qkv]!, att: p[.att]!,
+                         atty: p[.atty]!, res2: p[.res2]!, ln2: p[.ln2]!, ln2Mean: p[.ln2Mean]!, ln2Rstd: p[.ln2Rstd]!,
+                         fch: p[.fch]!, fchGelu: p[.fchGelu]!, res3: p[.res3]!, attDrop: dropout ? p[.attDrop]! : nil)
+        }
+        precondition(offset == total)
+    }
+
+    deinit { base.deallocate() }
+}
