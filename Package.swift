@@ -8,7 +8,8 @@
 //                  interrupt cleanup, string quoting, the input error type
 //   GPTTokenizers  text <-> token ids: the char and byte-level BPE tokenizers, BPE training
 //   GPTCore        the model: kernels (forward/backward pairs), parameters, AdamW, sampling
-//   GPTData        HDF5 files: corpus (reading, writing, preparing from documents), checkpoints
+//   GPTData        files: the HDF5 wrapper, corpora (read, prepared from text or documents),
+//                  checkpoints, tokenizer files
 //   GPTComm        the only module that talks MPI: Communicator
 //   GPTTrain       configs, data loader, the training loop, metrics
 //   gpt            the command-line tool
