@@ -11,7 +11,6 @@ import Darwin
 
 /// A one-line progress display for long loops (training, evaluation, data preparation).
 ///
-/// Steps can be counted as bytes (`unit: .bytes`), shown in MB and MB/s, for jobs that stream files.
 /// On a terminal, `update` redraws one status line in place on standard error:
 /// `train 1250/5000  25.0%  3.41 it/s  elapsed 6m06s  eta 18m20s  loss 1.8234`.
 /// Off a terminal (a log file, a batch job) `update` prints nothing, and the caller prints
@@ -21,6 +20,7 @@ import Darwin
 /// interval), and once at `total`.
 /// Rate and ETA come from an exponential moving average of the time per step, so they
 /// follow the current speed rather than the run's average; they are available in both modes.
+/// Steps can be bytes (`unit: .bytes`), shown in MB and MB/s, for jobs that stream files.
 public final class ProgressLine {
     /// Where a piece of output goes: the redrawn status line, or a plain log line.
     public enum Stream: Sendable {
