@@ -2,14 +2,19 @@
 //
 // SwiftGPT: a distributed data-parallel GPT trainer for CPU clusters.
 //
-// Layout:
+// Module map (each module imports only those above it):
 //   C libraries (Debian packages, found with pkg-config) -> CBLAS, CMPI, CHDF5
-//   GPTCore   the model: kernels (forward/backward pairs), parameters, AdamW, sampling
-//   GPTData   HDF5 files: corpus, tokenizers, checkpoints
-//   GPTComm   the only module that talks MPI: Communicator
-//   GPTInterop files other tools read: Hugging Face directories (safetensors), TensorBoard events
-//   GPTTrain  configs, data loader, the training loop, metrics
-//   gpt       the command-line tool
+//   GPTSupport     small shared pieces: monotonic clock, lock + condition, progress line,
+//                  interrupt cleanup, string quoting, the input error type
+//   GPTTokenizers  text <-> token ids: the char and byte-level BPE tokenizers, BPE training
+//   GPTCore        the model: kernels (forward/backward pairs), parameters, AdamW, sampling
+//   GPTData        files: the HDF5 wrapper, corpora (read, prepared from text or documents),
+//                  checkpoints, tokenizer files
+//   GPTComm        the only module that talks MPI: Communicator
+//   GPTInterop     files other tools read: Hugging Face model directories (safetensors,
+//                  GPT-2's tokenizer files), TensorBoard event files
+//   GPTTrain       configs, data loader, the training loop, metrics
+//   gpt            the command-line tool
 import PackageDescription
 
 // Release builds are what we measure (plain -O: preconditions stay checked,
@@ -42,26 +47,32 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
 
         // MARK: - Libraries
-        .target(name: "GPTCore", dependencies: ["CBLAS"], swiftSettings: hotLoopFlags),
-        .target(name: "GPTData", dependencies: ["CHDF5", "GPTCore"], swiftSettings: hotLoopFlags),
-        .target(name: "GPTComm", dependencies: ["CMPI"]),
-        .target(name: "GPTInterop", dependencies: ["GPTCore", "GPTData"]),
+        .target(name: "GPTSupport"),
+        .target(name: "GPTTokenizers", dependencies: ["GPTSupport"], swiftSettings: hotLoopFlags),
+        .target(name: "GPTCore", dependencies: ["CBLAS", "GPTSupport"], swiftSettings: hotLoopFlags),
+        .target(name: "GPTData", dependencies: ["CHDF5", "GPTCore", "GPTTokenizers", "GPTSupport"],
+                swiftSettings: hotLoopFlags),
+        .target(name: "GPTComm", dependencies: ["CMPI", "GPTSupport"]),
+        .target(name: "GPTInterop", dependencies: ["GPTCore", "GPTData", "GPTTokenizers", "GPTSupport"]),
         .target(name: "GPTTrain",
-                dependencies: ["GPTCore", "GPTData", "GPTComm", "GPTInterop", .product(name: "TOMLKit", package: "TOMLKit")],
+                dependencies: ["GPTCore", "GPTData", "GPTComm", "GPTInterop", "GPTSupport",
+                               .product(name: "TOMLKit", package: "TOMLKit")],
                 swiftSettings: hotLoopFlags),
 
         // MARK: - Command-line tool
         .executableTarget(name: "gpt",
-                          dependencies: ["GPTTrain", "GPTInterop", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["GPTTrain", "GPTInterop", "GPTSupport",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: hotLoopFlags),
 
         // MARK: - Tests
         .target(name: "TestSupport", dependencies: ["GPTCore", "GPTData"], path: "Tests/TestSupport"),
         .testTarget(name: "GPTCoreTests", dependencies: ["GPTCore", "GPTData", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "GPTDataTests", dependencies: ["GPTData", "TestSupport"]),
-        .testTarget(name: "GPTTrainTests", dependencies: ["GPTTrain", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "GPTInteropTests", dependencies: ["GPTInterop", "GPTTrain", "TestSupport"]),
+        .testTarget(name: "GPTDataTests", dependencies: ["GPTData", "GPTSupport", "TestSupport"]),
+        .testTarget(name: "GPTTrainTests", dependencies: ["GPTTrain", "GPTSupport", "TestSupport"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "GPTInteropTests", dependencies: ["GPTInterop", "GPTTrain", "GPTTokenizers", "GPTSupport", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["GPTTrain", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,4 +1,4 @@
-import GPTData
+import GPTTokenizers
 
 extension BPETokenizer {
     init(merges: [BPEMerge], specialTokens: [String], ids: [Int32]) throws {

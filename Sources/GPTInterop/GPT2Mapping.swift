@@ -6,6 +6,8 @@
 import Foundation
 import GPTCore
 import GPTData
+import GPTSupport
+import GPTTokenizers
 
 // MARK: - config.json
 

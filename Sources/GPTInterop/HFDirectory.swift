@@ -5,6 +5,8 @@
 import Foundation
 import GPTCore
 import GPTData
+import GPTSupport
+import GPTTokenizers
 
 public enum HFDirectory {
     // MARK: - Export

@@ -3,6 +3,8 @@
 // byte-level BPE, GPT-2's vocab.json and merges.txt.
 import Foundation
 import GPTData
+import GPTSupport
+import GPTTokenizers
 
 /// The tokenizer files of a Hugging Face model directory, by file name.
 public enum HFTokenizerExport {

@@ -5,6 +5,8 @@
 // encoding gives the ids the model was trained with.
 import Foundation
 import GPTData
+import GPTSupport
+import GPTTokenizers
 
 /// The parts of a Hugging Face BPE tokenizer we read.
 struct HFBPEFiles {

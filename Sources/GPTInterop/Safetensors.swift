@@ -4,6 +4,8 @@
 // little-endian tensor bytes back to back (docs/FORMATS.md).
 import Foundation
 import GPTData
+import GPTSupport
+import GPTTokenizers
 
 #if _endian(big)
 #error("safetensors tensors are little-endian; this file copies them as the host stores floats")

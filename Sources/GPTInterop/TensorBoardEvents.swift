@@ -5,6 +5,8 @@
 // (docs/FORMATS.md).
 import Foundation
 import GPTData
+import GPTSupport
+import GPTTokenizers
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,6 +1,7 @@
 import Foundation
 import GPTCore
 import GPTInterop
+import GPTSupport
 
 // MARK: - Console
 
