@@ -49,12 +49,15 @@ extension Array where Element == Int32 {
 
 /// Byte-level BPE with GPT-2's pre-tokenisation and an end-of-document special token.
 ///
-/// Ids: `0...255` are the bytes; merge `i` (0-based, in learned order) makes
-/// id `256 + i`, the concatenation of its two tokens; the special tokens
-/// follow, `<|endoftext|>` last. `encodeChecked` (prompts) turns special
-/// token text into the special ids; `encode(bytes:)` (corpus text) never
-/// does, so a document cannot forge a document boundary. Serialized form:
-/// JSON `{"merges":[[l,r],...],"pattern":"gpt2","special_tokens":[...],"version":1}`.
+/// Tokens: `0...255` are the bytes; merge `i` (0-based, in learned order) makes
+/// token `256 + i`, the concatenation of its two tokens; the special tokens
+/// follow, `<|endoftext|>` last. A token's id is its number, unless the
+/// tokenizer carries an id table (one imported from GPT-2, which numbers the
+/// bytes in its own order; `id(ofToken:)`). `encodeChecked` (prompts) turns
+/// special token text into the special ids; `encode(bytes:)` (corpus text)
+/// never does, so a document cannot forge a document boundary. Serialized
+/// form: JSON `{"merges":[[l,r],...],"pattern":"gpt2","special_tokens":[...],"version":1}`
+/// (with an id table: `"ids":[...]` and version 2; BPESerialization.swift).
 public struct BPETokenizer: Tokenizer, Equatable {
     public static let kindName = "bpe"
     /// The end-of-document token that separates documents in a corpus.
@@ -73,62 +76,17 @@ public struct BPETokenizer: Tokenizer, Equatable {
 
     let tables: BPETables
 
-    /// A tokenizer with these merges and special tokens (which must include `<|endoftext|>`, conventionally last).
-    public init(merges: [BPEMerge], specialTokens: [String] = [BPETokenizer.endOfText]) throws {
-        tables = try BPETables(merges: merges, specials: specialTokens)
+    /// A tokenizer with these merges and special tokens (which must include `<|endoftext|>`, conventionally last),
+    /// and, when `ids` is given, the id of each token (see `id(ofToken:)`).
+    public init(merges: [BPEMerge], specialTokens: [String] = [BPETokenizer.endOfText], ids: [Int32]? = nil) throws {
+        tables = try BPETables(merges: merges, specials: specialTokens, ids: ids)
     }
 
-    /// Rebuilds a tokenizer from `serialized()`.
-    public init(serialized: String) throws {
-        func invalid(_ reason: String) -> TokenizerError {
-            TokenizerError.invalidSerialization(kind: Self.kindName, reason: reason)
-        }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(serialized.utf8)),
-              let root = object as? [String: Any] else {
-            throw invalid("not a JSON object")
-        }
-        guard let version = root["version"] as? Int else { throw invalid("no integer 'version'") }
-        guard version == Self.serializationVersion else {
-            throw invalid("version \(version) is not \(Self.serializationVersion); update SwiftGPT")
-        }
-        guard let pattern = root["pattern"] as? String, pattern == "gpt2" else {
-            throw invalid("'pattern' must be \"gpt2\" (the only pre-tokenisation this build knows)")
-        }
-        guard let specials = root["special_tokens"] as? [String] else {
-            throw invalid("'special_tokens' must be an array of strings")
-        }
-        guard let list = root["merges"] as? [Any] else { throw invalid("'merges' must be an array of [left, right] pairs") }
-        var merges: [BPEMerge] = []
-        merges.reserveCapacity(list.count)
-        for (i, item) in list.enumerated() {
-            guard let pair = item as? [Any], pair.count == 2, let l = pair[0] as? Int, let r = pair[1] as? Int,
-                  let left = Int32(exactly: l), let right = Int32(exactly: r) else {
-                throw invalid("merge \(i) is not a pair of integer ids")
-            }
-            merges.append(BPEMerge(left, right))
-        }
-        do {
-            tables = try BPETables(merges: merges, specials: specials)
-        } catch let error as DataError {
-            throw invalid(error.message)
-        }
-    }
+    init(tables: BPETables) { self.tables = tables }
 
     public static func == (a: BPETokenizer, b: BPETokenizer) -> Bool {
-        a.tables === b.tables || (a.merges == b.merges && a.specialTokens == b.specialTokens)
-    }
-
-    public func serialized() -> String {
-        var json = "{\"merges\":["
-        json.reserveCapacity(16 + merges.count * 12)
-        for (i, m) in merges.enumerated() {
-            if i > 0 { json += "," }
-            json += "[\(m.left),\(m.right)]"
-        }
-        json += "],\"pattern\":\"gpt2\",\"special_tokens\":["
-        json += specialTokens.map(quotedStringLiteral).joined(separator: ",")
-        json += "],\"version\":\(Self.serializationVersion)}"
-        return json
+        a.tables === b.tables
+            || (a.merges == b.merges && a.specialTokens == b.specialTokens && a.tables.idTable == b.tables.idTable)
     }
 
     // MARK: Encoding
@@ -146,7 +104,7 @@ public struct BPETokenizer: Tokenizer, Equatable {
                 for (s, special) in tables.specialBytes.enumerated() where bytes[i] == special.first
                     && n - i >= special.count && memcmp(bytes.baseAddress! + i, special, special.count) == 0 {
                     ids += encoder.encode(UnsafeBufferPointer(rebasing: bytes[start..<i]))
-                    ids.append(Int32(256 + tables.merges.count + s))
+                    ids.append(tables.id(ofToken: Int32(256 + tables.merges.count + s)))
                     i += special.count
                     start = i
                     continue outer
@@ -170,8 +128,7 @@ public struct BPETokenizer: Tokenizer, Equatable {
     /// The bytes of token `id`, or nil for an id outside the vocabulary.
     public func bytes(of id: Int32) -> [UInt8]? {
         guard id >= 0 && Int(id) < vocabSize else { return nil }
-        let range = tables.tokenRange(Int(id))
-        return Array(tables.tokenBytes[range])
+        return bytes(ofToken: Int(tables.token(ofID: id)))
     }
 
     /// The bytes of `tokens`; ids outside the vocabulary become the bytes of U+FFFD.
@@ -183,7 +140,7 @@ public struct BPETokenizer: Tokenizer, Equatable {
         tables.tokenBytes.withUnsafeBufferPointer { all in
             for t in tokens {
                 if t >= 0 && Int(t) < vocab {
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: all[tables.tokenRange(Int(t))]))
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: all[tables.tokenRange(Int(tables.token(ofID: t)))]))
                 } else {
                     out.append(contentsOf: replacement)
                 }
@@ -212,8 +169,10 @@ final class BPETables: @unchecked Sendable {
     /// The bytes of every token, back to back; token `i` is `tokenBytes[tokenOffsets[i]..<tokenOffsets[i + 1]]`.
     let tokenBytes: [UInt8]
     let tokenOffsets: [Int]
+    /// The ids of the tokens when they are not the token numbers (nil: id k is token k).
+    let idTable: BPEIDTable?
 
-    init(merges: [BPEMerge], specials: [String]) throws {
+    init(merges: [BPEMerge], specials: [String], ids: [Int32]? = nil) throws {
         var ranks: [UInt64: Int32] = [:]
         ranks.reserveCapacity(merges.count)
         var bytes: [UInt8] = Array(0...255)
@@ -243,10 +202,12 @@ final class BPETables: @unchecked Sendable {
             bytes.append(contentsOf: s.utf8)
             offsets.append(bytes.count)
         }
+        let idTable = try ids.flatMap { try BPEIDTable(ids: $0, tokens: 256 + merges.count + specials.count) }
+        self.idTable = idTable
         self.merges = merges
         self.specials = specials
         self.specialBytes = specials.map { Array($0.utf8) }
-        self.endOfTextID = Int32(256 + merges.count + eot)
+        self.endOfTextID = idTable?.ids[256 + merges.count + eot] ?? Int32(256 + merges.count + eot)
         self.ranks = ranks
         self.tokenBytes = bytes
         self.tokenOffsets = offsets
@@ -422,6 +383,9 @@ public final class BPEEncoder {
         var joined = [[Int32]](repeating: [], count: pieces.count)
         for (i, w) in work.enumerated() {
             if joined[w.piece].isEmpty { joined[w.piece] = results[i] } else { joined[w.piece] += results[i] }
+        }
+        if let table = tokenizer.tables.idTable {
+            for p in joined.indices { table.renumber(&joined[p]) }
         }
         return joined
     }

@@ -114,12 +114,12 @@ struct TokenizerCommand: ParsableCommand {
             do {
                 let tok = try TokenizerCommand.loadBPE(file)
                 print("bpe tokenizer: vocab \(tok.vocabSize): 256 bytes, \(tok.merges.count) merges, special "
-                      + tok.specialTokens.enumerated().map { "\($0.element) = \(256 + tok.merges.count + $0.offset)" }
-                        .joined(separator: ", "))
+                      + tok.specialTokens.enumerated().map { "\($0.element) = \(tok.id(ofToken: 256 + tok.merges.count + $0.offset))" }
+                        .joined(separator: ", ") + (tok.hasIDTable ? " (ids from an imported vocabulary)" : ""))
                 let m = tok.merges.count
                 let shown = Array(0..<min(show, m)) + Array(max(min(show, m), m - show)..<m)
                 for i in shown {
-                    print(String(format: "  %5d  %@", 256 + i, visible(tok.bytes(of: Int32(256 + i))!)))
+                    print(String(format: "  %5d  %@", tok.id(ofToken: 256 + i), visible(tok.bytes(ofToken: 256 + i))))
                 }
                 if let out {
                     try writeBPETokenizerFile(tok, to: out)

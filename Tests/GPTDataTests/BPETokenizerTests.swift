@@ -3,6 +3,34 @@ import TestSupport
 import GPTData
 
 final class BPETokenizerTests: XCTestCase {
+    /// A tokenizer with an id table (GPT-2's numbering of the bytes) gives the table's ids, decodes
+    /// them, keeps the table through its serialized form (version 2), and refuses a table that is not
+    /// a numbering of its tokens.
+    func testIDTableRenumbersEncodingAndDecoding() throws {
+        let plain = try BPETrainer.train(text: Self.sampleText + Self.sampleText, vocabSize: 300)
+        let n = plain.vocabSize
+        let ids = (0..<Int32(n)).map { Int32(n) - 1 - $0 }  // every id reversed
+        let renumbered = try BPETokenizer(merges: plain.merges, specialTokens: plain.specialTokens, ids: ids)
+        let text = Self.sampleText + "<|endoftext|>é"
+        let a = try plain.encodeChecked(text), b = try renumbered.encodeChecked(text)
+        XCTAssertEqual(b, a.map { ids[Int($0)] })
+        XCTAssertEqual(renumbered.encode(bytes: Array(text.utf8), threads: 3), plain.encode(bytes: Array(text.utf8)).map { ids[Int($0)] })
+        XCTAssertEqual(renumbered.decode(b), text)
+        XCTAssertEqual(renumbered.endOfTextID, ids[Int(plain.endOfTextID)])
+        XCTAssertEqual(renumbered.bytes(of: ids[300 - 2]), plain.bytes(of: 300 - 2))
+        let serialized = renumbered.serialized()
+        XCTAssertTrue(serialized.hasPrefix("{\"ids\":[\(n - 1),") && serialized.hasSuffix("\"version\":2}"), serialized)
+        XCTAssertEqual(try BPETokenizer(serialized: serialized), renumbered)
+        XCTAssertNotEqual(renumbered, plain)
+        XCTAssertEqual(try BPETokenizer(merges: plain.merges, specialTokens: plain.specialTokens,
+                                        ids: (0..<Int32(n)).map { $0 }).serialized(), plain.serialized(),
+                       "an identity table is no table")
+        XCTAssertThrowsError(try BPETokenizer(merges: plain.merges, specialTokens: plain.specialTokens,
+                                              ids: [Int32](repeating: 0, count: n))) {
+            XCTAssertTrue("\($0)".contains("each id"), "\($0)")
+        }
+    }
+
     /// A small fixed text with letters, digits, punctuation, whitespace runs and non-ASCII.
     private static let sampleText = """
         First Citizen:

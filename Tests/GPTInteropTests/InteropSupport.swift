@@ -35,12 +35,18 @@ enum Python {
         let r = try run(findExecutable("python3")!, [script, command, argument],
                         environment: ["HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"],
                         timeout: 240)
-        XCTAssertEqual(r.status, 0, "hf_check.py \(command) failed:\n\(r.output)", file: file, line: line)
+        guard r.status == 0 else {
+            XCTFail("hf_check.py \(command) failed:\n\(r.output)", file: file, line: line)
+            throw CheckFailed()
+        }
         print("hf_check.py \(command): " + r.output.split(separator: "\n").filter { $0.hasPrefix("{") || $0.hasPrefix("[") }
             .joined(separator: "\n  "))
         return r.output.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) }
     }
 }
+
+/// The checker failed (the failure is recorded; the test stops here).
+struct CheckFailed: Error {}
 
 // MARK: - Texts
 

@@ -67,6 +67,19 @@ def check_export(cases_path):
 # MARK: - make-gpt2
 
 
+def bytes_to_unicode():
+    """GPT-2's table (openai/gpt-2 encoder.py): byte -> the character vocab.json spells it with, in GPT-2's order."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
 def gpt2_order_tokenizer(text, vocab_size):
     """A byte-level BPE trained by `tokenizers`, renumbered as GPT-2 numbers its vocabulary:
     the bytes in bytes_to_unicode() order, the merges in order, <|endoftext|> last."""
@@ -78,7 +91,6 @@ def gpt2_order_tokenizer(text, vocab_size):
     trained.train_from_iterator([text], trainer=trainer)
     model = json.loads(trained.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
     vocab = {c: i for i, c in enumerate(bytes_to_unicode().values())}
     for left, right in merges:
         vocab.setdefault(left + right, len(vocab))
@@ -114,11 +126,16 @@ def make_gpt2(spec_path):
         model.save_pretrained(directory)
         fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
         fast.save_pretrained(directory)
-        if variant["order"] == "gpt2":  # GPT-2's own files as well; gpt import prefers them
-            from transformers import GPT2TokenizerFast
-            GPT2TokenizerFast(tokenizer_file=os.path.join(directory, "tokenizer.json")).save_pretrained(directory)
+        if variant["order"] == "gpt2":  # GPT-2's own files as well (openai-community/gpt2 has them); gpt import prefers them
+            model_json = json.loads(tokenizer.to_str())["model"]
+            json.dump(tokenizer.get_vocab(), open(os.path.join(directory, "vocab.json"), "w"), ensure_ascii=False)
+            with open(os.path.join(directory, "merges.txt"), "w") as f:
+                f.write("#version: 0.2\n")
+                for m in model_json["merges"]:
+                    f.write((m if isinstance(m, str) else " ".join(m)) + "\n")
         ids = [tokenizer.encode(t).ids for t in spec["texts"]]
-        inputs = torch.tensor([ids[0][:spec["block_size"]], ids[1][:spec["block_size"]]])
+        T = min(spec["block_size"], *map(len, ids))
+        inputs = torch.tensor([row[:T] for row in ids])
         with torch.no_grad():
             model(inputs).logits.numpy().astype("<f4").tofile(os.path.join(directory, "expected_logits.f32"))
         json.dump({"ids": ids, "inputs": inputs.tolist()}, open(os.path.join(directory, "expected.json"), "w"))

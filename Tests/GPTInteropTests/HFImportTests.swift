@@ -1,0 +1,75 @@
+// gpt import: a GPT-2 made by transformers, with tokenizers made by the tokenizers package, gives
+// its logits and ids here; export(import(x)) gives back x's tensors bit for bit.
+import Foundation
+import GPTCore
+import GPTData
+import GPTInterop
+import GPTTokenizers
+import TestSupport
+import XCTest
+
+final class HFImportTests: XCTestCase {
+    func testImportedGPT2GivesTransformersLogitsAndIDs() throws {
+        try Python.require(["torch", "transformers", "safetensors", "tokenizers"])
+        let tmp = try TemporaryDirectory()
+        // "gpt2": GPT-2's own numbering (bytes in bytes_to_unicode order, merges, <|endoftext|> last) in
+        // vocab.json + merges.txt; "trained": the tokenizers trainer's numbering, tokenizer.json only.
+        let variants = [["dir": tmp.file("gpt2-tied"), "order": "gpt2", "tied": true] as [String: Any],
+                        ["dir": tmp.file("trained-untied"), "order": "trained", "tied": false]]
+        let spec: [String: Any] = ["text": String(repeating: InteropText.shakespeare, count: 2) + InteropText.nonASCII,
+                                   "vocab_size": 400, "block_size": 64, "n_embd": 48, "n_layer": 2, "n_head": 4,
+                                   "texts": InteropText.all, "variants": variants]
+        try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: tmp.file("spec.json")))
+        try Python.check("make-gpt2", tmp.file("spec.json"))
+        for variant in variants {
+            let dir = variant["dir"] as! String
+            if variant["order"] as! String == "trained" {  // tokenizer.json alone
+                for name in ["vocab.json", "merges.txt"] { try? FileManager.default.removeItem(atPath: dir + "/" + name) }
+            }
+            try gpt(["import", dir, "--out", dir + ".h5"])
+            let ckpt = try Checkpoint.read(from: dir + ".h5")
+            let tok = try makeTokenizer(kind: ckpt.tokenizerKind, serialized: ckpt.tokenizer)
+            let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/expected.json")))
+                as! [String: Any]
+            let ids = expected["ids"] as! [[Int]]
+            for (text, theirs) in zip(InteropText.all, ids) {
+                XCTAssertEqual(try tok.encodeChecked(text).map(Int.init), theirs, "\(dir): ids of \(text.prefix(40))")
+                XCTAssertEqual(tok.decode(theirs.map(Int32.init)), text)
+            }
+            let inputs = (expected["inputs"] as! [[Int]]).map { $0.map(Int32.init) }
+            let theirs = try [Float](contentsOfFile: dir + "/expected_logits.f32")
+            let rel = InteropModels.relativeDifference(InteropModels.logits(ckpt, inputs: inputs), theirs)
+            print("\(dir): logits max relative difference \(rel)")
+            XCTAssertLessThanOrEqual(rel, 1e-4)
+            try assertRoundTrip(dir, ckpt: dir + ".h5", tmp: tmp)
+        }
+    }
+
+    /// export(import(dir)) holds dir's tensors, bit for bit, and its vocabulary with the same ids.
+    private func assertRoundTrip(_ dir: String, ckpt: String, tmp: TemporaryDirectory) throws {
+        let again = dir + "-again"
+        try gpt(["export", ckpt, "--out", again])
+        let a = try SafetensorsFile(path: dir + "/model.safetensors"), b = try SafetensorsFile(path: again + "/model.safetensors")
+        XCTAssertEqual(Set(a.entries.map(\.name)), Set(b.entries.map(\.name)))
+        for e in a.entries {
+            guard let f = b[e.name] else { continue }
+            XCTAssertEqual(e.shape, f.shape, e.name)
+            XCTAssertEqual(a.floats(e).map(\.bitPattern), b.floats(f).map(\.bitPattern), "\(e.name) changed in the round trip")
+        }
+        XCTAssertEqual(try vocabulary(dir), try vocabulary(again), "the round trip renumbered tokens")
+    }
+
+    /// The token -> id map of a directory's tokenizer.json.
+    private func vocabulary(_ dir: String) throws -> [String: Int] {
+        let root = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tokenizer.json")))
+            as! [String: Any]
+        return (root["model"] as! [String: Any])["vocab"] as! [String: Int]
+    }
+}
+
+extension Array where Element == Float {
+    init(contentsOfFile path: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        self = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+}
