@@ -80,13 +80,9 @@ public enum HFDirectory {
             throw DataError("\(configPath): not a JSON object")
         }
         let config = try GPT2Config.model(from: object, path: configPath)
+        let tokenizer = try HFBPEFiles.read(directory: directory).tokenizer(vocabSize: config.vocabSize)
         let file = try SafetensorsFile(path: try weightsPath(directory))
         let parameters = try GPT2Tensors.parameters(from: file, config: config)
-        let tokenizer = try HFBPEFiles.read(directory: directory).tokenizer()
-        guard tokenizer.vocabSize == config.vocabSize else {
-            throw DataError("\(directory): the tokenizer has \(tokenizer.vocabSize) tokens, config.json's vocab_size is "
-                            + "\(config.vocabSize); they must be equal")
-        }
         return Checkpoint(modelConfig: config, parameters: parameters, tokenizerKind: tokenizer.kind,
                           tokenizer: tokenizer.serialized())
     }

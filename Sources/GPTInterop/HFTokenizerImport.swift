@@ -88,8 +88,13 @@ struct HFBPEFiles {
     // MARK: To our tokenizer
 
     /// Our tokenizer: bytes first (token b is byte b), then the merges in order, then the tokens that
-    /// are neither (the special tokens) by id; with the directory's id of each.
-    func tokenizer() throws -> BPETokenizer {
+    /// are neither (the special tokens) by id; with the directory's id of each. The vocabulary must
+    /// hold `vocabSize` tokens (the model's).
+    func tokenizer(vocabSize: Int) throws -> BPETokenizer {
+        guard vocab.count == vocabSize else {
+            throw DataError("\(source): the tokenizer has \(vocab.count) tokens, config.json's vocab_size is \(vocabSize); "
+                            + "they must be equal")
+        }
         var token: [String: Int32] = [:]  // spelling -> our token number
         var ids: [Int32] = []
         for b in 0...255 {

@@ -1,0 +1,105 @@
+// Bad input to gpt import and gpt export: one `error:` line, exit status 1, nothing written.
+import Foundation
+import GPTCore
+import GPTData
+import GPTInterop
+import GPTTokenizers
+import TestSupport
+import XCTest
+
+final class HFBadInputTests: XCTestCase {
+    /// A directory exported from a small BPE checkpoint, which `gpt import` reads back exactly.
+    private func exportedDirectory(_ tmp: TemporaryDirectory) throws -> (dir: String, checkpoint: Checkpoint) {
+        let bpe = try BPETrainer.train(text: InteropText.shakespeare, vocabSize: 300)
+        let config = GPTConfig(vocabSize: bpe.vocabSize, blockSize: 16, nLayer: 1, nHead: 2, nEmbd: 8, bias: true, tieWeights: true)
+        let ckpt = InteropModels.checkpoint(config, tokenizer: bpe, seed: 7)
+        try ckpt.write(to: tmp.file("good.h5"))
+        try gpt(["export", tmp.file("good.h5"), "--out", tmp.file("good")])
+        return (tmp.file("good"), ckpt)
+    }
+
+    func testOwnExportImportsBackExactly() throws {
+        let tmp = try TemporaryDirectory()
+        let (dir, ckpt) = try exportedDirectory(tmp)
+        try gpt(["import", dir, "--out", tmp.file("back.h5")])
+        let back = try Checkpoint.read(from: tmp.file("back.h5"))
+        XCTAssertEqual(back.modelConfig, ckpt.modelConfig)
+        XCTAssertEqual(back.parameters.map(\.bitPattern), ckpt.parameters.map(\.bitPattern))
+        XCTAssertEqual(back.tokenizer, ckpt.tokenizer, "our own numbering needs no id table")
+    }
+
+    func testBadDirectoriesAreRefusedWithOneLineAndNothingWritten() throws {
+        let tmp = try TemporaryDirectory()
+        let (good, _) = try exportedDirectory(tmp)
+        let st = good + "/model.safetensors"
+        let headerLength = try Int(Data(contentsOf: URL(fileURLWithPath: st)).prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        let cases: [(String, String, (String) throws -> Void)] = [
+            ("llama", "model_type is 'llama'", { try Self.editJSON($0 + "/config.json") { $0["model_type"] = "llama" } }),
+            ("no-config", "has no config.json", { try FileManager.default.removeItem(atPath: $0 + "/config.json") }),
+            ("truncated-header", "header is truncated", { try Self.truncate($0 + "/model.safetensors", to: 8 + headerLength - 20) }),
+            ("truncated-data", "truncated", { try Self.truncate($0 + "/model.safetensors", to: 8 + headerLength + 100) }),
+            ("inconsistent-offsets", "header is inconsistent", { try Self.shiftFirstTensor($0 + "/model.safetensors") }),
+            ("tokenizer-size", "tokenizer has 301 tokens, config.json's vocab_size is 300", {
+                try Self.editJSON($0 + "/vocab.json") { $0["<|pad|>"] = 300 }
+            }),
+        ]
+        for (name, message, damage) in cases {
+            let dir = tmp.file(name)
+            try FileManager.default.copyItem(atPath: good, toPath: dir)
+            try damage(dir)
+            try assertRefused(["import", dir, "--out", tmp.file(name + ".h5")], message, leaves: tmp.file(name + ".h5"))
+        }
+        try assertRefused(["import", tmp.file("absent"), "--out", tmp.file("x.h5")], "is not a directory", leaves: tmp.file("x.h5"))
+    }
+
+    func testExportRefusesAnExistingDirectoryAndANonCheckpoint() throws {
+        let tmp = try TemporaryDirectory()
+        let (good, _) = try exportedDirectory(tmp)
+        let before = try FileManager.default.contentsOfDirectory(atPath: good).sorted()
+        try assertRefused(["export", tmp.file("good.h5"), "--out", good], "already exists", leaves: nil)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: good).sorted(), before)
+        try Data("not hdf5".utf8).write(to: URL(fileURLWithPath: tmp.file("text.h5")))
+        try assertRefused(["export", tmp.file("text.h5"), "--out", tmp.file("hf")], "cannot export", leaves: tmp.file("hf"))
+    }
+
+    // MARK: Helpers
+
+    private func assertRefused(_ arguments: [String], _ message: String, leaves path: String?,
+                               line: UInt = #line) throws {
+        let r = try gpt(arguments, expectSuccess: false)
+        let lines = r.output.split(separator: "\n")
+        XCTAssertEqual(r.status, 1, r.output, line: line)
+        XCTAssertEqual(lines.count, 1, "one line: \(r.output)", line: line)
+        XCTAssertTrue(r.output.hasPrefix("error: ") && r.output.contains(message), "\(arguments): \(r.output)", line: line)
+        if let path {
+            let parent = (path as NSString).deletingLastPathComponent, name = (path as NSString).lastPathComponent
+            let left = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix(name) }
+            XCTAssertEqual(left, [], "nothing written for \(arguments)", line: line)
+        }
+    }
+
+    private static func editJSON(_ path: String, _ edit: (inout [String: Any]) -> Void) throws {
+        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        edit(&object)
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
+    }
+
+    private static func truncate(_ path: String, to length: Int) throws {
+        try Data(contentsOf: URL(fileURLWithPath: path)).prefix(length).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// Moves the first tensor's data_offsets 4 bytes on (same length, header length unchanged).
+    private static func shiftFirstTensor(_ path: String) throws {
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let n = Int(data.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        var header = String(decoding: data[8..<8 + n], as: UTF8.self)
+        let first = try XCTUnwrap(header.range(of: "\"data_offsets\":[0,"))
+        header.replaceSubrange(first, with: "\"data_offsets\":[4,")
+        let end = try XCTUnwrap(header[first.upperBound...].firstIndex(of: "]"))
+        let value = Int(header[first.upperBound..<end])!
+        header.replaceSubrange(first.upperBound..<end, with: String(value + 4))
+        header = String(header.prefix(n)).padding(toLength: n, withPad: " ", startingAt: 0)
+        data.replaceSubrange(8..<8 + n, with: Data(header.utf8))
+        try data.write(to: URL(fileURLWithPath: path))
+    }
+}
