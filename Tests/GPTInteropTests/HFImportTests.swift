@@ -43,6 +43,20 @@ final class HFImportTests: XCTestCase {
             XCTAssertLessThanOrEqual(rel, 1e-4)
             try assertRoundTrip(dir, ckpt: dir + ".h5", tmp: tmp)
         }
+        try assertFinetunesAndSamples(tmp.file("gpt2-tied.h5"), tmp: tmp)
+    }
+
+    /// The imported checkpoint works like any other: a corpus prepared with its tokenizer, a
+    /// finetuning run from it (init_from), and gpt sample; the run keeps the directory's ids.
+    private func assertFinetunesAndSamples(_ ckpt: String, tmp: TemporaryDirectory) throws {
+        let text = tmp.file("text.txt"), corpus = tmp.file("finetune.h5"), out = tmp.file("finetune")
+        try String(repeating: InteropText.shakespeare, count: 20).write(toFile: text, atomically: false, encoding: .utf8)
+        try gpt(["prepare", "--tokenizer-from", ckpt, "--split-at-fraction", "0.9", "--out", corpus, "--quiet", text])
+        try gpt(["train", "--set", "init_from=\(ckpt)", "dataset=\(corpus)", "out_dir=\(out)", "max_iters=2",
+                 "eval_interval=2", "eval_iters=1", "batch_size=2", "block_size=32", "sample_tokens=8", "threads=1"])
+        let r = try gpt(["sample", out + "/latest.h5", "--prompt", "ROMEO:", "--tokens", "8"])
+        XCTAssertTrue(r.output.hasPrefix("ROMEO:"), r.output)
+        XCTAssertEqual(try Checkpoint.read(from: out + "/latest.h5").tokenizer, try Checkpoint.read(from: ckpt).tokenizer)
     }
 
     /// export(import(dir)) holds dir's tensors, bit for bit, and its vocabulary with the same ids.
