@@ -5,9 +5,7 @@
 // biases (a model without them exports zeros).
 import Foundation
 import GPTCore
-import GPTData
 import GPTSupport
-import GPTTokenizers
 
 // MARK: - config.json
 

@@ -2,7 +2,6 @@
 // format, what AutoTokenizer loads), tokenizer_config.json and, for
 // byte-level BPE, GPT-2's vocab.json and merges.txt.
 import Foundation
-import GPTData
 import GPTSupport
 import GPTTokenizers
 
@@ -77,8 +76,9 @@ public enum HFTokenizerExport {
                       "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "vocab": vocab,
                       "merges": [String]()],
         ]
+        // (GPT-2 reads token_type_ids as extra token embeddings: the tokenizer must not return them.)
         let config: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": modelMaxLength,
-                                     "clean_up_tokenization_spaces": false]
+                                     "clean_up_tokenization_spaces": false, "model_input_names": ["input_ids", "attention_mask"]]
         return ["tokenizer.json": try json(tokenizerJSON), "tokenizer_config.json": try json(config)]
     }
 

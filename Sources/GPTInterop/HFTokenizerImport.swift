@@ -4,7 +4,6 @@
 // token numbering (bytes, merges, specials) to the directory's ids, so that
 // encoding gives the ids the model was trained with.
 import Foundation
-import GPTData
 import GPTSupport
 import GPTTokenizers
 

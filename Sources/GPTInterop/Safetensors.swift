@@ -3,9 +3,7 @@
 // naming each tensor's dtype, shape and byte range, then the raw
 // little-endian tensor bytes back to back (docs/FORMATS.md).
 import Foundation
-import GPTData
 import GPTSupport
-import GPTTokenizers
 
 #if _endian(big)
 #error("safetensors tensors are little-endian; this file copies them as the host stores floats")

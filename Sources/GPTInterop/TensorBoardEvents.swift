@@ -4,9 +4,7 @@
 // handful of fields of Event, Summary, SessionLog and TensorProto
 // (docs/FORMATS.md).
 import Foundation
-import GPTData
 import GPTSupport
-import GPTTokenizers
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

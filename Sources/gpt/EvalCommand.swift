@@ -26,16 +26,8 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let comm = Communicator.world
         do {
-            let hint = "give a checkpoint written by `gpt train` (ckpt_*.h5, latest.h5)"
-            guard FileManager.default.fileExists(atPath: checkpoint) else {
-                throw TrainError("checkpoint \(checkpoint) not found; \(hint)")
-            }
-            let ckpt: Checkpoint
-            do {
-                ckpt = try Checkpoint.read(from: checkpoint, includeOptimizer: false)
-            } catch {
-                throw TrainError(error, about: "cannot evaluate: ", hint: hint)
-            }
+            let ckpt = try readCheckpoint(checkpoint, toDo: "evaluate",
+                                          hint: "give a checkpoint written by `gpt train` (ckpt_*.h5, latest.h5)")
             var cfg = try TrainConfig.load(toml: ckpt.runConfig, source: checkpoint)
             if let dataset {
                 guard FileManager.default.fileExists(atPath: dataset) else {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GPTCore
+import GPTData
 import GPTTrain
 
 @main
@@ -44,4 +45,15 @@ func printError(_ message: String) {
 func fail(_ error: Error) -> Never {
     printError("\(error)")
     exit(1)
+}
+
+/// The checkpoint at `path` without its optimizer state, or an error that says the file is missing or
+/// what is wrong with it, starting with `cannot <action>: ` and ending with `hint`.
+func readCheckpoint(_ path: String, toDo action: String, hint: String) throws -> Checkpoint {
+    guard FileManager.default.fileExists(atPath: path) else { throw TrainError("checkpoint \(path) not found; \(hint)") }
+    do {
+        return try Checkpoint.read(from: path, includeOptimizer: false)
+    } catch {
+        throw TrainError(error, about: "cannot \(action): ", hint: hint)
+    }
 }

@@ -20,16 +20,8 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let hint = "give a checkpoint written by `gpt train` or `gpt import` (ckpt_*.h5, latest.h5)"
-            guard FileManager.default.fileExists(atPath: checkpoint) else {
-                throw TrainError("checkpoint \(checkpoint) not found; \(hint)")
-            }
-            let ckpt: Checkpoint
-            do {
-                ckpt = try Checkpoint.read(from: checkpoint, includeOptimizer: false)
-            } catch {
-                throw TrainError(error, about: "cannot export: ", hint: hint)
-            }
+            let ckpt = try readCheckpoint(checkpoint, toDo: "export",
+                                          hint: "give a checkpoint written by `gpt train` or `gpt import` (ckpt_*.h5, latest.h5)")
             let type = SafetensorsDType(rawValue: dtype.uppercased())!
             do {
                 try HFDirectory.export(ckpt, source: checkpoint, to: out, dtype: type)

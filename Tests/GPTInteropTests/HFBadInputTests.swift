@@ -62,6 +62,17 @@ final class HFBadInputTests: XCTestCase {
         try assertRefused(["export", tmp.file("text.h5"), "--out", tmp.file("hf")], "cannot export", leaves: tmp.file("hf"))
     }
 
+    /// Two merges that make the same bytes ("ab"+"c" and "a"+"bc") cannot be one Hugging Face vocabulary.
+    func testExportRefusesATokenizerWithTwoTokensOfTheSameBytes() throws {
+        let tmp = try TemporaryDirectory()
+        let a: Int32 = 97, b: Int32 = 98, c: Int32 = 99
+        let tok = try BPETokenizer(merges: [BPEMerge(a, b), BPEMerge(256, c), BPEMerge(b, c), BPEMerge(a, 258)])
+        let config = GPTConfig(vocabSize: tok.vocabSize, blockSize: 8, nLayer: 1, nHead: 1, nEmbd: 4)
+        try InteropModels.checkpoint(config, tokenizer: tok, seed: 1).write(to: tmp.file("dup.h5"))
+        try assertRefused(["export", tmp.file("dup.h5"), "--out", tmp.file("hf")], "tokens 257 and 259 are both 'abc'",
+                          leaves: tmp.file("hf"))
+    }
+
     // MARK: Helpers
 
     private func assertRefused(_ arguments: [String], _ message: String, leaves path: String?,
