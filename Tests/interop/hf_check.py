@@ -127,6 +127,14 @@ def make_gpt2(spec_path):
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * 0.05)
         model.save_pretrained(directory)
+        if variant.get("openai_names"):  # as openai-community/gpt2's file: no "transformer." prefix, mask buffers
+            from safetensors.torch import load_file, save_file
+            path = os.path.join(directory, "model.safetensors")
+            tensors = {k.removeprefix("transformer."): v for k, v in load_file(path).items()}
+            mask = torch.tril(torch.ones(spec["block_size"], spec["block_size"])).view(1, 1, spec["block_size"], -1)
+            for layer in range(spec["n_layer"]):
+                tensors[f"h.{layer}.attn.bias"] = mask.clone()
+            save_file(tensors, path, metadata={"format": "pt"})
         fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
         fast.save_pretrained(directory)
         if variant["order"] == "gpt2":  # GPT-2's own files as well (openai-community/gpt2 has them); gpt import prefers them
