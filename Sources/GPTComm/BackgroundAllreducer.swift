@@ -121,7 +121,7 @@ public final class BackgroundAllreducer {
     /// the communication thread's busy time goes to `timing.backgroundSeconds`.
     public func finish() {
         // A clock outside MPI: the communication thread owns MPI until the round ends.
-        let t0 = ReducerState.now()
+        let t0 = monotonicSeconds()
         let round: Round? = communicator.blocking("gradient allreduce (communication thread)") {
             state.withLock {
                 guard state.active else { return nil }
@@ -132,7 +132,7 @@ public final class BackgroundAllreducer {
             }
         }
         guard var round else { return }
-        let waited = ReducerState.now() - t0
+        let waited = monotonicSeconds() - t0
         round.waitSeconds = waited
         state.withLock { state.lastRound.waitSeconds = waited }
         communicator.timing.waitSeconds += waited
@@ -154,54 +154,23 @@ private final class ReducerState {
     var shutdown = false
     var lastRound = BackgroundAllreducer.Round()
     private var caller = pthread_t()
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    private let lock = ConditionLock()
 
     init(communicator: Communicator, pollInterval: Double) {
         self.communicator = communicator
         self.pollInterval = pollInterval
-        pthread_mutex_init(&mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(&condition, &attributes)
-        pthread_condattr_destroy(&attributes)
     }
 
-    deinit {
-        pthread_cond_destroy(&condition)
-        pthread_mutex_destroy(&mutex)
-    }
-
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
-    }
-
-    /// Monotonic seconds, for timing on either thread.
-    static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
+    func withLock<T>(_ body: () throws -> T) rethrows -> T { try lock.withLock(body) }
 
     /// Wakes the other side; call with the mutex held.
-    func signal() { pthread_cond_broadcast(&condition) }
+    func signal() { lock.signal() }
 
     /// Waits for a signal; call with the mutex held.
-    func wait() { pthread_cond_wait(&condition, &mutex) }
+    func wait() { lock.wait() }
 
     /// Waits for a signal or `seconds`; call with the mutex held.
-    func wait(seconds: Double) {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let total = Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9 + seconds
-        var deadline = timespec()
-        deadline.tv_sec = Int(total)
-        deadline.tv_nsec = Int((total - Double(Int(total))) * 1e9)
-        pthread_cond_timedwait(&condition, &mutex, &deadline)
-    }
+    func wait(seconds: Double) { lock.wait(seconds: seconds) }
 
     /// Opens a round; call with the mutex held, after MPI was handed to the communication thread.
     func beginRound(caller: pthread_t) {
@@ -211,17 +180,14 @@ private final class ReducerState {
         lastRound = BackgroundAllreducer.Round()
     }
 
-    /// The communication thread's loop: sleep until a round starts, then run it.
+    /// The communication thread's loop: sleep until a round starts, then run it; ends at shutdown.
     func run() {
-        pthread_mutex_lock(&mutex)
-        while true {
+        while withLock({ () -> Bool in
             while !active && !shutdown { wait() }
-            if shutdown && !active { break }
-            pthread_mutex_unlock(&mutex)
+            return active
+        }) {
             runRound()
-            pthread_mutex_lock(&mutex)
         }
-        pthread_mutex_unlock(&mutex)
     }
 
     /// One round: start buckets as they arrive, test them every poll interval, wait for the rest at `finish`.
@@ -341,7 +307,7 @@ private final class RequestSet {
 
     /// The mean: the same division the blocking `allreduce(.mean)` does, element by element.
     private func complete(_ bucket: Int) {
-        Communicator.divide(buckets[bucket].buffer, count: buckets[bucket].count, by: Float(comm.size))
+        Float.divide(buckets[bucket].buffer, count: buckets[bucket].count, by: comm.size)
         completedBuckets += 1
         lastCompletion = MPI_Wtime()
     }
