@@ -45,28 +45,18 @@ extension CommReducible where Self: BinaryInteger {
     public static func divide(_ buf: UnsafeMutablePointer<Self>, count: Int, by n: Int) {}
 }
 
-extension Float: CommReducible {
-    public typealias Reduction = FloatReduction
-    public static var commDatatype: CommDatatype { CommDatatype(handle: swiftgpt_mpi_float(), name: "floats") }
-}
+extension Float: CommReducible { public typealias Reduction = FloatReduction; public static var commDatatype: CommDatatype { .float } }
+extension Double: CommReducible { public typealias Reduction = FloatReduction; public static var commDatatype: CommDatatype { .double } }
+extension UInt64: CommReducible { public typealias Reduction = IntegerReduction; public static var commDatatype: CommDatatype { .uint64 } }
+extension Int: CommReducible { public typealias Reduction = IntegerReduction; public static var commDatatype: CommDatatype { .int64 } }
+extension UInt8: CommElement { public static var commDatatype: CommDatatype { .bytes } }
 
-extension Double: CommReducible {
-    public typealias Reduction = FloatReduction
-    public static var commDatatype: CommDatatype { CommDatatype(handle: swiftgpt_mpi_double(), name: "doubles") }
-}
-
-extension UInt64: CommReducible {
-    public typealias Reduction = IntegerReduction
-    public static var commDatatype: CommDatatype { CommDatatype(handle: swiftgpt_mpi_uint64(), name: "uint64") }
-}
-
-extension Int: CommReducible {
-    public typealias Reduction = IntegerReduction
-    public static var commDatatype: CommDatatype { CommDatatype(handle: swiftgpt_mpi_int64(), name: "int64") }
-}
-
-extension UInt8: CommElement {
-    public static var commDatatype: CommDatatype { CommDatatype(handle: swiftgpt_mpi_byte(), name: "bytes") }
+extension CommDatatype {
+    static var float: CommDatatype { CommDatatype(handle: swiftgpt_mpi_float(), name: "floats") }
+    static var double: CommDatatype { CommDatatype(handle: swiftgpt_mpi_double(), name: "doubles") }
+    static var uint64: CommDatatype { CommDatatype(handle: swiftgpt_mpi_uint64(), name: "uint64") }
+    static var int64: CommDatatype { CommDatatype(handle: swiftgpt_mpi_int64(), name: "int64") }
+    static var bytes: CommDatatype { CommDatatype(handle: swiftgpt_mpi_byte(), name: "bytes") }
 }
 
 // MARK: - Reductions
