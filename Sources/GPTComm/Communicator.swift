@@ -10,6 +10,12 @@
 // is checked. A failed call prints one line naming the rank, the call and
 // MPI's own error text, then aborts the whole job with MPI_Abort, so that no
 // peer is left blocked in a collective that will never complete.
+//
+// This file: identity, MPI start-up, timing, abort and finalize, and the
+// checks every call goes through. Collectives.swift has the blocking
+// collectives (generic over CommElement.swift's element types),
+// AllreduceRequest.swift and BackgroundAllreducer.swift the non-blocking ones,
+// DeadlineMonitor.swift the engine behind `collectiveTimeout`.
 import CMPI
 import Foundation
 #if canImport(Glibc)

@@ -55,20 +55,8 @@ final class SupervisorTests: XCTestCase {
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         sup.standardOutput = h; sup.standardError = h
         try sup.run()
-        var rng = SystemRandomNumberGenerator()
-        var kills: [(step: Int, pid: pid_t)] = []
         let deadline = Date().addingTimeInterval(400)
-        var nextKillAfter = 10 * Int.random(in: 1...3, using: &rng)
-        while kills.count < 3 && sup.isRunning && Date() < deadline {
-            usleep(50_000)
-            guard let step = checkpointSteps(supervised).last, step >= nextKillAfter, step < 170 else { continue }
-            usleep(UInt32.random(in: 0...300_000, using: &rng))
-            let ranks = pids(matching: [bin, "out_dir=\(supervised)"])
-            guard let victim = ranks.randomElement(using: &rng) else { continue }
-            kill(victim, SIGKILL)
-            kills.append((step, victim))
-            nextKillAfter = step + 10 * Int.random(in: 1...4, using: &rng)
-        }
+        let kills = killRanks(of: sup, bin: bin, outDir: supervised, until: deadline)
         while sup.isRunning && Date() < deadline { usleep(100_000) }
         if sup.isRunning { sup.terminate(); XCTFail("supervised run did not finish in time") }
         sup.waitUntilExit()
@@ -84,13 +72,33 @@ final class SupervisorTests: XCTestCase {
         XCTAssertEqual(x.parameters.map(\.bitPattern), y.parameters.map(\.bitPattern),
                        "parameters after a run killed 3 times differ from the uninterrupted run")
         // The logged losses, including those after every resume point, are the same too.
-        func losses(_ dir: String) throws -> [Int: Double] {
-            var out: [Int: Double] = [:]
-            for m in try readMetrics(dir) where m["event"] as? String == "train" { out[m["step"] as! Int] = m["loss"] as? Double }
-            return out
-        }
         let la = try losses(straight), lb = try losses(supervised)
         XCTAssertEqual(la.count, 20)
         XCTAssertEqual(la, lb)
+    }
+
+    /// SIGKILLs a random rank of the supervised run three times, each after a new checkpoint since the last kill.
+    private func killRanks(of sup: Process, bin: String, outDir: String, until deadline: Date) -> [(step: Int, pid: pid_t)] {
+        var rng = SystemRandomNumberGenerator()
+        var kills: [(step: Int, pid: pid_t)] = []
+        var nextKillAfter = 10 * Int.random(in: 1...3, using: &rng)
+        while kills.count < 3 && sup.isRunning && Date() < deadline {
+            usleep(50_000)
+            guard let step = checkpointSteps(outDir).last, step >= nextKillAfter, step < 170 else { continue }
+            usleep(UInt32.random(in: 0...300_000, using: &rng))
+            let ranks = pids(matching: [bin, "out_dir=\(outDir)"])
+            guard let victim = ranks.randomElement(using: &rng) else { continue }
+            kill(victim, SIGKILL)
+            kills.append((step, victim))
+            nextKillAfter = step + 10 * Int.random(in: 1...4, using: &rng)
+        }
+        return kills
+    }
+
+    /// The logged training loss of every step of a run.
+    private func losses(_ dir: String) throws -> [Int: Double] {
+        var out: [Int: Double] = [:]
+        for m in try readMetrics(dir) where m["event"] as? String == "train" { out[m["step"] as! Int] = m["loss"] as? Double }
+        return out
     }
 }
