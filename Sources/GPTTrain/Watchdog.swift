@@ -96,6 +96,7 @@ public final class Watchdog {
         // Rank 0 fires first, so the job ends with its report of who is missing;
         // the others only if rank 0 itself is lost.
         let limit = rank == 0 ? timeout : timeout + max(2, timeout / 10)
+        deadline?.cancel()
         deadline = Deadline(limit: limit,
                             describe: { [weak self] _, _ in self?.report() ?? "" },
                             fire: { [weak self] message in self?.fire(message) })

@@ -44,28 +44,19 @@ final class SupervisorTests: XCTestCase {
 
         // The supervised run, with a killer that SIGKILLs a random rank three times,
         // each time after the run has written a new checkpoint since the last kill.
-        let sup = Process()
-        sup.executableURL = URL(fileURLWithPath: bin)
-        sup.arguments = ["supervise", "--out-dir", supervised, "--max-restarts", "6", "--delay", "0.5", "--"] + mpirun + trainArgs(supervised)
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        sup.environment = env
-        let logFile = tmp.file("supervise.log")
-        FileManager.default.createFile(atPath: logFile, contents: nil)
-        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
-        sup.standardOutput = h; sup.standardError = h
-        try sup.run()
+        let sup = try SupervisedRun(["--out-dir", supervised, "--max-restarts", "6", "--delay", "0.5", "--"] + mpirun + trainArgs(supervised),
+                                    environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"],
+                                    logPath: tmp.file("supervise.log"))
         let deadline = Date().addingTimeInterval(400)
-        let kills = killRanks(of: sup, bin: bin, outDir: supervised, until: deadline)
-        while sup.isRunning && Date() < deadline { usleep(100_000) }
-        if sup.isRunning { sup.terminate(); XCTFail("supervised run did not finish in time") }
+        let kills = killRanks(of: sup.process, bin: bin, outDir: supervised, until: deadline)
+        while sup.process.isRunning && Date() < deadline { usleep(100_000) }
+        if sup.process.isRunning { sup.process.terminate(); XCTFail("supervised run did not finish in time") }
         sup.waitUntilExit()
-        try? h.close()
-        let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+        let log = sup.log
         print("kills after checkpoints at steps \(kills.map(\.step)); supervisor:\n" + log.split(separator: "\n")
             .filter { $0.contains("[supervise") }.joined(separator: "\n"))
         XCTAssertEqual(kills.count, 3, log.suffix(3000).description)
-        XCTAssertEqual(sup.terminationStatus, 0, log.suffix(3000).description)
+        XCTAssertEqual(sup.process.terminationStatus, 0, log.suffix(3000).description)
         XCTAssertTrue(log.contains("restart 3/6"), "three restarts expected:\n\(log.suffix(3000))")
         let x = try Checkpoint.read(from: straight + "/ckpt_0000200.h5")
         let y = try Checkpoint.read(from: supervised + "/ckpt_0000200.h5")
