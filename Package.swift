@@ -10,10 +10,12 @@
 //   GPTCore        the model: kernels (forward/backward pairs), parameters, AdamW, sampling
 //   GPTData        files: the HDF5 wrapper, corpora (read, prepared from text or documents),
 //                  checkpoints, tokenizer files
-//   GPTComm        the only module that talks MPI: Communicator
+//   GPTComm        the only module that talks MPI: Communicator, generic collectives, the
+//                  communication thread, one deadline monitor for the watchdogs
 //   GPTInterop     files other tools read: Hugging Face model directories (safetensors,
 //                  GPT-2's tokenizer files), TensorBoard event files
-//   GPTTrain       configs, data loader, the training loop, metrics
+//   GPTTrain       configs (one key table), batch sources, the training loop and its parts
+//                  (state, evaluator, reports to console, metrics.jsonl and TensorBoard), checkpoints on disk
 //   gpt            the command-line tool
 import PackageDescription
 
