@@ -162,7 +162,9 @@ public struct SafetensorsFile {
 
     /// The entries in data order, after checking that they cover the data section exactly.
     private static func checkTiling(_ entries: [SafetensorsEntry], dataBytes: Int, path: String) throws -> [SafetensorsEntry] {
-        let sorted = entries.sorted { ($0.byteRange.lowerBound, $0.byteRange.upperBound) < ($1.byteRange.lowerBound, $1.byteRange.upperBound) }
+        let sorted = entries.sorted {
+            ($0.byteRange.lowerBound, $0.byteRange.upperBound) < ($1.byteRange.lowerBound, $1.byteRange.upperBound)
+        }
         var end = 0
         for e in sorted {
             guard e.byteRange.lowerBound == end else {
@@ -188,7 +190,8 @@ public struct NamedTensor {
     public let values: [Float]
 
     public init(name: String, shape: [Int], values: [Float]) {
-        precondition(shape.reduce(1, *) == values.count, "\(name): shape \(shape) holds \(shape.reduce(1, *)) values, given \(values.count)")
+        precondition(shape.reduce(1, *) == values.count,
+                     "\(name): shape \(shape) holds \(shape.reduce(1, *)) values, given \(values.count)")
         self.name = name
         self.shape = shape
         self.values = values

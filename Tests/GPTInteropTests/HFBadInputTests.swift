@@ -32,7 +32,7 @@ final class HFBadInputTests: XCTestCase {
         let tmp = try TemporaryDirectory()
         let (good, _) = try exportedDirectory(tmp)
         let st = good + "/model.safetensors"
-        let headerLength = try Int(Data(contentsOf: URL(fileURLWithPath: st)).prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        let headerLength = try Self.headerLength(st)
         let cases: [(String, String, (String) throws -> Void)] = [
             ("llama", "model_type is 'llama'", { try Self.editJSON($0 + "/config.json") { $0["model_type"] = "llama" } }),
             ("no-config", "has no config.json", { try FileManager.default.removeItem(atPath: $0 + "/config.json") }),
@@ -95,6 +95,11 @@ final class HFBadInputTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
     }
 
+    /// The header length a safetensors file starts with.
+    private static func headerLength(_ path: String) throws -> Int {
+        Int(try Data(contentsOf: URL(fileURLWithPath: path)).prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+    }
+
     private static func truncate(_ path: String, to length: Int) throws {
         try Data(contentsOf: URL(fileURLWithPath: path)).prefix(length).write(to: URL(fileURLWithPath: path))
     }
@@ -102,7 +107,7 @@ final class HFBadInputTests: XCTestCase {
     /// Moves the first tensor's data_offsets 4 bytes on (same length, header length unchanged).
     private static func shiftFirstTensor(_ path: String) throws {
         var data = try Data(contentsOf: URL(fileURLWithPath: path))
-        let n = Int(data.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        let n = try headerLength(path)
         var header = String(decoding: data[8..<8 + n], as: UTF8.self)
         let first = try XCTUnwrap(header.range(of: "\"data_offsets\":[0,"))
         header.replaceSubrange(first, with: "\"data_offsets\":[4,")
