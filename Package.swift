@@ -74,7 +74,8 @@ let package = Package(
         .testTarget(name: "GPTDataTests", dependencies: ["GPTData", "GPTSupport", "TestSupport"]),
         .testTarget(name: "GPTTrainTests", dependencies: ["GPTTrain", "GPTSupport", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "GPTInteropTests", dependencies: ["GPTInterop", "GPTTrain", "GPTTokenizers", "GPTSupport", "TestSupport"]),
+        .testTarget(name: "GPTInteropTests",
+                    dependencies: ["GPTInterop", "GPTTrain", "GPTTokenizers", "GPTSupport", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["GPTTrain", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
