@@ -33,13 +33,8 @@ readonly conf=$state/slurm.conf
 readonly munge_socket=$state/munge/munge.socket
 readonly cpus_per_node=4
 
-die() { echo "slurmcluster.sh: $*" >&2; exit 1; }
-note() { echo "slurmcluster.sh: $*" >&2; }
-
-usage() {
-    sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
-    exit "${1:-0}"
-}
+# die, note, usage, dispatch
+. "$script_dir/lib.sh"
 
 need_tools() {
     [[ $(id -u) == 0 ]] || die "needs root (network namespaces and daemons): run it with sudo"
@@ -228,14 +223,4 @@ cmd_status() {
 
 # MARK: - Main
 
-[[ $# -ge 1 ]] || usage 1
-command=$1
-shift
-case $command in
-    up) cmd_up "$@" ;;
-    down) cmd_down "$@" ;;
-    env) cmd_env "$@" ;;
-    status) cmd_status "$@" ;;
-    -h|--help|help) usage 0 ;;
-    *) note "unknown command '$command'"; usage 1 ;;
-esac
+dispatch "up down env status" "$@"

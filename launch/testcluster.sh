@@ -41,13 +41,8 @@ readonly subnet=$prefix.0/24
 readonly state_dir=${SWGPT_CLUSTER_STATE:-/run/$name-testcluster}
 readonly max_hosts=64
 
-die() { echo "testcluster.sh: $*" >&2; exit 1; }
-note() { echo "testcluster.sh: $*" >&2; }
-
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
-    exit "${1:-0}"
-}
+# die, note, usage, dispatch
+. "$script_dir/lib.sh"
 
 # MARK: - Requirements
 
@@ -319,17 +314,4 @@ cmd_status() {
 
 # MARK: - Main
 
-[[ $# -ge 1 ]] || usage 1
-command=$1
-shift
-case $command in
-    up) cmd_up "$@" ;;
-    down) cmd_down "$@" ;;
-    run) cmd_run "$@" ;;
-    shape) cmd_shape "$@" ;;
-    cut) cmd_cut "$@" ;;
-    restore) cmd_restore "$@" ;;
-    status) cmd_status "$@" ;;
-    -h|--help|help) usage 0 ;;
-    *) note "unknown command '$command'"; usage 1 ;;
-esac
+dispatch "up down run shape cut restore status" "$@"
