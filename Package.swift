@@ -5,7 +5,7 @@
 // Module map (each module imports only those above it):
 //   C libraries (Debian packages, found with pkg-config) -> CBLAS, CMPI, CHDF5
 //   GPTSupport     small shared pieces: monotonic clock, lock + condition, progress line,
-//                  interrupt cleanup, string quoting, the input error type
+//                  interrupt cleanup, string quoting, the input error type, SHA-256 and HMAC
 //   GPTTokenizers  text <-> token ids: the char and byte-level BPE tokenizers, BPE training
 //   GPTCore        the model: kernels (forward/backward pairs), parameters, AdamW, sampling
 //   GPTData        files: the HDF5 wrapper, corpora (read, prepared from text or documents),

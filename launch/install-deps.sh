@@ -2,9 +2,18 @@
 # Installs the Debian packages SwiftGPT needs, when they are missing:
 # OpenBLAS, Open MPI (library and mpirun), HDF5 (library and h5dump), pkg-config.
 # Swift itself (6.0 or newer) must already be on PATH.
+#
+#   launch/install-deps.sh           what building and testing need
+#   launch/install-deps.sh --slurm   also Slurm and munge, for the Slurm test cluster
+#                                    (launch/slurmcluster.sh); their daemons are not started
 set -euo pipefail
 
 packages=(libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools pkg-config iproute2)
+case ${1:-} in
+    "") ;;
+    --slurm) packages+=(slurmctld slurmd slurm-client munge) ;;
+    *) echo "error: unknown option '$1'; use: launch/install-deps.sh [--slurm]" >&2; exit 1 ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,7 +23,8 @@ if ((${#missing[@]})); then
     SUDO=""
     [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    # RUNLEVEL=1: Debian's maintainer scripts install the daemons without starting them.
+    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v swift >/dev/null || { echo "error: swift is not on PATH; install Swift 6 from swift.org" >&2; exit 1; }
 for pc in openblas ompi-c hdf5; do

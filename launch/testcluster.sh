@@ -11,7 +11,9 @@
 #   launch/testcluster.sh status                hosts, addresses, links, limits, byte counters
 #   launch/testcluster.sh down                  remove everything `up` made (safe to repeat)
 #
-# Layout (the prefix is SWGPT_NET_PREFIX, default 10.231.0):
+# Layout (the prefix is SWGPT_NET_PREFIX, default 10.231.0; the names start with
+# SWGPT_CLUSTER_NAME, default swgpt, so that two checkouts on one machine can
+# each have a cluster: give each its own name and prefix):
 #
 #   root namespace: bridge swgpt-br0, 10.231.0.1/24 (mpirun runs here)
 #     +-- veth swgpt-v0 <-> eth0 in namespace swgpt-h0, 10.231.0.10/24
@@ -31,19 +33,16 @@ set -euo pipefail
 readonly script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly repo_dir=$(cd "$script_dir/.." && pwd)
 readonly prefix=${SWGPT_NET_PREFIX:-10.231.0}
-readonly bridge=swgpt-br0
+readonly name=${SWGPT_CLUSTER_NAME:-swgpt}
+[[ $name =~ ^[a-z][a-z0-9]{0,7}$ ]] || { echo "testcluster.sh: SWGPT_CLUSTER_NAME='$name' must be 1-8 lowercase letters or digits" >&2; exit 1; }
+readonly bridge=$name-br0
 readonly bridge_ip=$prefix.1
 readonly subnet=$prefix.0/24
-readonly state_dir=${SWGPT_CLUSTER_STATE:-/run/swgpt-testcluster}
+readonly state_dir=${SWGPT_CLUSTER_STATE:-/run/$name-testcluster}
 readonly max_hosts=64
 
-die() { echo "testcluster.sh: $*" >&2; exit 1; }
-note() { echo "testcluster.sh: $*" >&2; }
-
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
-    exit "${1:-0}"
-}
+# die, note, usage, dispatch
+. "$script_dir/lib.sh"
 
 # MARK: - Requirements
 
@@ -60,25 +59,25 @@ need_tools() {
     command -v hostname >/dev/null || die "hostname is missing: apt-get install -y hostname"
 }
 
-host_ns() { echo "swgpt-h$1"; }
+host_ns() { echo "$name-h$1"; }
 host_ip() { echo "$prefix.$((10 + $1))"; }
-host_veth() { echo "swgpt-v$1"; }
+host_veth() { echo "$name-v$1"; }
 
 # Indices of the test hosts that exist now (from the namespaces, not the state file).
 existing_hosts() {
-    ip netns list 2>/dev/null | awk '{ print $1 }' | sed -n 's/^swgpt-h\([0-9][0-9]*\)$/\1/p' | sort -n
+    ip netns list 2>/dev/null | awk '{ print $1 }' | sed -n "s/^$name-h\\([0-9][0-9]*\\)\$/\\1/p" | sort -n
 }
 
 # Maps "h1", "swgpt-h1", "1" or "10.231.0.11" to the index 1 of an existing host.
 host_index() {
     local arg=$1 index
     case $arg in
-        swgpt-h[0-9]*) index=${arg#swgpt-h} ;;
+        "$name"-h[0-9]*) index=${arg#"$name"-h} ;;
         h[0-9]*) index=${arg#h} ;;
         "$prefix".*) index=$(( ${arg##*.} - 10 )) ;;
         *) index=$arg ;;
     esac
-    [[ $index =~ ^[0-9]+$ ]] || die "'$arg' is not a test host; use h0, swgpt-h0, 0 or $(host_ip 0)"
+    [[ $index =~ ^[0-9]+$ ]] || die "'$arg' is not a test host; use h0, $name-h0, 0 or $(host_ip 0)"
     ip netns list | awk '{ print $1 }' | grep -qx "$(host_ns "$index")" \
         || die "test host $(host_ns "$index") does not exist; see: $0 status"
     echo "$index"
@@ -200,6 +199,7 @@ cmd_run() {
     # TCP keepalives on mpirun's links to its daemons (2 s idle, 3 probes 1 s apart)
     # let mpirun notice a host that dropped off the network in seconds rather than
     # the kernel's retransmission timeout, so a job with a lost host ends.
+    export SWGPT_CLUSTER_STATE=$state_dir  # for netns-rsh
     exec mpirun "${root_flag[@]}" -np "$np" --hostfile "$hostfile" --oversubscribe \
         --map-by slot --bind-to none \
         --mca plm_rsh_agent "$script_dir/netns-rsh" --mca plm_rsh_no_tree_spawn 1 \
@@ -314,17 +314,4 @@ cmd_status() {
 
 # MARK: - Main
 
-[[ $# -ge 1 ]] || usage 1
-command=$1
-shift
-case $command in
-    up) cmd_up "$@" ;;
-    down) cmd_down "$@" ;;
-    run) cmd_run "$@" ;;
-    shape) cmd_shape "$@" ;;
-    cut) cmd_cut "$@" ;;
-    restore) cmd_restore "$@" ;;
-    status) cmd_status "$@" ;;
-    -h|--help|help) usage 0 ;;
-    *) note "unknown command '$command'"; usage 1 ;;
-esac
+dispatch "up down run shape cut restore status" "$@"

@@ -299,13 +299,10 @@ enum RunSetup {
 
     /// The step watchdog (collective_timeout > 0): rank 0 listens for every rank's progress; when it
     /// fires, the reports get its message (the main thread is stuck then: that one write is safe).
-    static func startWatchdog(_ config: TrainConfig, comm: Communicator, reports: [TrainEventSink]) -> Watchdog? {
+    static func startWatchdog(_ config: TrainConfig, comm: Communicator, reports: [TrainEventSink]) throws -> Watchdog? {
         guard config.collectiveTimeout > 0 else { return nil }
         let w = Watchdog(timeout: config.collectiveTimeout, rank: comm.rank, size: comm.size)
-        if comm.size > 1 {
-            let root = comm.broadcast(comm.isRoot ? w.listen() : "", root: 0)
-            if !comm.isRoot { w.connect(to: root) }
-        }
+        try w.wire(over: comm)
         if !reports.isEmpty {
             w.onFire = { message in for r in reports { try? r.handle(.watchdog(message: message)) } }
         }

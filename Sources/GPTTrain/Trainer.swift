@@ -70,7 +70,7 @@ public final class Trainer {
         evaluator = Evaluator(model: model, source: source, comm: comm, iters: config.evalIters, batch: batch)
         sgemmGFLOPS = RunSetup.calibrateSGEMM(C: mc.nEmbd, N: min(batch.B * batch.T, 2048))
         reports = try RunSetup.openReports(config, comm: comm, resume: resume, step: state.step)
-        watchdog = RunSetup.startWatchdog(config, comm: comm, reports: reports)
+        watchdog = try RunSetup.startWatchdog(config, comm: comm, reports: reports)
         for note in notes { try report(note) }
         try report(.started(RunDescription(config, model: model, corpus: corpus, shards: shards, comm: comm,
                                            threads: threads, step: state.step, resumed: resume)))

@@ -3,6 +3,7 @@
 // did not arrive.
 import Foundation
 import GPTComm
+import GPTSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,9 +14,10 @@ import Glibc
 /// longer than a timeout, with a message that names the step, what this rank
 /// was doing, and, on rank 0, the ranks that did not arrive.
 ///
-/// It uses no MPI: the step is a `Deadline` of the process's `DeadlineMonitor`
-/// (the thread that also guards every blocking MPI call), and every rank reports
-/// "entered phase P of step S" to rank 0 in a UDP datagram (fire and forget),
+/// Once wired (`wire(over:)`, WatchdogWiring.swift) it uses no MPI: the step is a
+/// `Deadline` of the process's `DeadlineMonitor` (the thread that also guards
+/// every blocking MPI call), and every rank reports "entered phase P of step S"
+/// to rank 0 in an authenticated UDP datagram (fire and forget; WatchdogDatagram.swift),
 /// which rank 0's monitor thread reads, so rank 0 knows who reached the gradient
 /// allreduce even while every MPI call is stuck. When the timeout passes, the
 /// rank prints one line and exits with status 124; mpirun then ends the job and
@@ -30,64 +32,46 @@ public final class Watchdog {
     /// Exit with status 124 after firing (tests turn this off).
     public var exitOnFire = true
 
-    private let monitor = DeadlineMonitor.shared
+    let monitor = DeadlineMonitor.shared
     /// The clock of the current step; nil until `start()`.
     private var deadline: Deadline?
     // Guarded by the monitor's lock.
     private var step = -1
     private var phase = "starting"
-    /// Rank 0: the last (step, phase) heard from every rank.
+    /// Rank 0: the last (step, phase) heard from every rank, and the counter of that rank's last datagram.
     private var heard: [(step: Int, phase: String)]
-    private let socket: Int32
-    private var listening = false
-    private var targets: [sockaddr_in] = []
+    private var lastCounter: [UInt64]
+    /// Rank 0: when (monotonicSeconds) each rank's last good datagram arrived.
+    private var heardAt: [Double]
+    /// Rank 0: datagrams thrown away (wrong MAC, malformed, replayed, or naming no other rank).
+    private(set) var dropped = 0
 
-    /// A watchdog for `rank` of `size`; wire it with `listen` (rank 0) or
-    /// `connect` (the others), then `start` it.
+    // Set once by `wire(over:)`, before `start()`.
+    /// The job's key; nil until wired (a world of one never is).
+    var seal: ProgressSeal?
+    /// Rank 0: one UDP socket per address it listens on; the others: one socket connected to rank 0.
+    var sockets: [Int32] = []
+    /// The others: the counter of the last datagram sent (guarded by the monitor's lock).
+    private var sent: UInt64 = 0
+    /// The others: repeats the current (step, phase) every `heartbeat` seconds, so that rank 0 can tell
+    /// a rank that went silent (a lost host, a cut link) from one that is merely waiting in a collective.
+    private var heartbeatTimer: DispatchSourceTimer?
+    var heartbeat: Double { max(0.25, timeout / 6) }
+
+    /// A watchdog for `rank` of `size`; wire it with `wire(over:)` (every rank), then `start` it.
     public init(timeout: Double, rank: Int, size: Int) {
         self.timeout = timeout
         self.rank = rank
         self.size = size
         heard = Array(repeating: (-1, "not started"), count: size)
-        socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        lastCounter = Array(repeating: 0, count: size)
+        heardAt = Array(repeating: monotonicSeconds(), count: size)
     }
 
     deinit {
         stop()
-        if listening {
-            monitor.unwatch(socket: socket)
-        } else if socket >= 0 {
-            close(socket)
-        }
-    }
-
-    // MARK: - Wiring (rank 0 listens, the others send)
-
-    /// Rank 0: binds a UDP port and returns "ip,ip,...:port" for the other ranks.
-    public func listen() -> String {
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = INADDR_ANY
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &len) } }
-        let port = UInt16(bigEndian: addr.sin_port)
-        listening = true
-        monitor.watch(socket: socket) { [weak self] in self?.receive() }
-        return Watchdog.localIPv4Addresses().joined(separator: ",") + ":\(port)"
-    }
-
-    /// Other ranks: where to send heartbeats (every address rank 0 listed; the reachable one delivers).
-    public func connect(to root: String) {
-        let parts = root.split(separator: ":")
-        guard parts.count == 2, let port = UInt16(parts[1]) else { return }
-        for ip in parts[0].split(separator: ",") {
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, String(ip), &a.sin_addr) == 1 else { continue }
-            targets.append(a)
+        for fd in sockets {
+            if rank == 0 { monitor.unwatch(socket: fd) } else { close(fd) }
         }
     }
 
@@ -100,11 +84,24 @@ public final class Watchdog {
         deadline = Deadline(limit: limit,
                             describe: { [weak self] _, _ in self?.report() ?? "" },
                             fire: { [weak self] message in self?.fire(message) })
+        if rank != 0 && heartbeatTimer == nil && !sockets.isEmpty {
+            let timer = DispatchSource.makeTimerSource(queue: .global())
+            timer.schedule(deadline: .now() + heartbeat, repeating: heartbeat)
+            timer.setEventHandler { [weak self] in
+                guard let self else { return }
+                let (s, p) = monitor.withLock { (self.step, self.phase) }
+                announce(s, p)
+            }
+            timer.resume()
+            heartbeatTimer = timer
+        }
     }
 
     /// Stops watching; the watchdog never fires afterwards.
     public func stop() {
         deadline?.cancel()
+        heartbeatTimer?.cancel()
+        heartbeatTimer = nil
     }
 
     // MARK: - Reporting progress
@@ -137,29 +134,34 @@ public final class Watchdog {
         if rank == 0 { heard[0] = (s, p) }
     }
 
-    /// Other ranks: tells rank 0 where this rank is now.
+    /// Other ranks: tells rank 0 where this rank is now (one sealed datagram; fire and forget).
     private func announce(_ s: Int, _ p: String) {
-        guard rank != 0 else { return }
-        let msg = Array("\(rank) \(s) \(p)".utf8)
-        for var t in targets {
-            _ = withUnsafePointer(to: &t) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(socket, msg, msg.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+        guard rank != 0, let seal, let fd = sockets.first else { return }
+        let counter = monitor.withLock { () -> UInt64 in
+            sent += 1
+            return sent
         }
+        let datagram = seal.seal(rank: rank, counter: counter, step: s, phase: p)
+        _ = send(fd, datagram, datagram.count, Int32(MSG_DONTWAIT))
     }
 
-    /// Rank 0, on the monitor thread: reads every progress datagram waiting on the socket.
-    private func receive() {
-        var buf = [UInt8](repeating: 0, count: 512)
+    /// Rank 0, on the monitor thread: reads every datagram waiting on `fd`, keeping those that open under
+    /// the job's key, come from another rank of the job and are newer than that rank's last.
+    func receive(_ fd: Int32) {
+        guard let seal else { return }
+        var buf = [UInt8](repeating: 0, count: ProgressSeal.maxBytes + 1)
         while true {
-            let n = recv(socket, &buf, buf.count, Int32(MSG_DONTWAIT))
+            let n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT))
             guard n >= 0 else { return }
-            let parts = String(decoding: buf[0..<n], as: UTF8.self).split(separator: " ", maxSplits: 2)
-            guard parts.count == 3, let r = Int(parts[0]), let s = Int(parts[1]), (0..<size).contains(r) else { continue }
+            let progress = seal.open(buf[0..<n])
             monitor.withLock {
-                if s >= heard[r].step { heard[r] = (s, String(parts[2])) }
+                guard let p = progress, (1..<size).contains(p.rank), p.counter > lastCounter[p.rank] else {
+                    dropped += 1
+                    return
+                }
+                lastCounter[p.rank] = p.counter
+                heardAt[p.rank] = monotonicSeconds()
+                if p.step >= heard[p.rank].step { heard[p.rank] = (p.step, p.phase) }
             }
         }
     }
@@ -175,6 +177,14 @@ public final class Watchdog {
             }
             message += missing.isEmpty ? "; every rank reached it, so a rank or a link failed inside the collective"
                 : "; ranks that did not arrive: " + missing.joined(separator: ", ")
+            // Every rank repeats its progress every `heartbeat` s, even while blocked: silence means a lost rank or link.
+            let now = monotonicSeconds()
+            let silent = (1..<size).filter { now - heardAt[$0] > 3 * heartbeat }
+            if !silent.isEmpty {
+                message += "; silent for more than \(String(format: "%.1f", 3 * heartbeat)) s (host or link lost?): ranks "
+                    + silent.map(String.init).joined(separator: ", ")
+            }
+            if dropped > 0 { message += "; \(dropped) datagram(s) that failed authentication were ignored" }
         }
         return message + "; aborting so the job can be restarted from the last checkpoint"
     }
@@ -183,24 +193,5 @@ public final class Watchdog {
         FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
         onFire?(message)
         if exitOnFire { _exit(124) }
-    }
-
-    /// Non-loopback IPv4 addresses of this host, loopback last (for ranks on the same host).
-    public static func localIPv4Addresses() -> [String] {
-        var result: [String] = []
-        var loopback: [String] = []
-        var ifap: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&ifap) == 0 else { return ["127.0.0.1"] }
-        defer { freeifaddrs(ifap) }
-        var p = ifap
-        while let ifa = p {
-            defer { p = ifa.pointee.ifa_next }
-            guard let sa = ifa.pointee.ifa_addr, sa.pointee.sa_family == sa_family_t(AF_INET) else { continue }
-            var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-            guard getnameinfo(sa, socklen_t(MemoryLayout<sockaddr_in>.size), &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 else { continue }
-            let ip = String(cString: host)
-            if ip.hasPrefix("127.") { loopback.append(ip) } else { result.append(ip) }
-        }
-        return result + loopback
     }
 }
