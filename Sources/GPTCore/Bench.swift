@@ -42,8 +42,8 @@ public enum Bench {
     public static func gemms(_ c: GPTConfig, B: Int, T: Int) -> [Gemm] {
         let N = B * T, C = c.nEmbd, L = c.nLayer, V = c.vocabSize, hs = c.headSize, bh = B * c.nHead
         var g: [Gemm] = []
-        for (name, inC, outC, n) in [("c_attn", C, 3 * C, L), ("attn.c_proj", C, C, L), ("c_fc", C, 4 * C, L),
-                                     ("mlp.c_proj", 4 * C, C, L), ("lm_head", C, V, 1)] {
+        for (name, inC, outC, n) in [("c_attn", C, 3 * C, L), ("attn.c_proj", C, C, L), ("c_fc", C, c.mlpInner, L),
+                                     ("mlp.c_proj", c.mlpHidden, C, L), ("lm_head", C, V, 1)] {
             g.append(Gemm(name: name + " fwd", transA: false, transB: true, M: N, N: outC, K: inC, count: n))
             g.append(Gemm(name: name + " bwd dx", transA: false, transB: false, M: N, N: inC, K: outC, count: n))
             g.append(Gemm(name: name + " bwd dW", transA: true, transB: false, M: outC, N: inC, K: N, count: n))
