@@ -49,9 +49,34 @@ public func mix64(_ x: UInt64) -> UInt64 {
 /// Derives an independent seed from a base seed and a list of integers
 /// (e.g. seed, rank, step, micro-step), so every stream can be recomputed.
 public func deriveSeed(_ base: UInt64, _ parts: Int...) -> UInt64 {
+    deriveSeed(base, parts: parts)
+}
+
+/// `deriveSeed` over an array of integers.
+public func deriveSeed(_ base: UInt64, parts: [Int]) -> UInt64 {
     var h = mix64(base ^ 0x5EED_5EED_5EED_5EED)
     for p in parts { h = mix64(h ^ UInt64(bitPattern: Int64(p)) &+ 0x9E37_79B9_7F4A_7C15) }
     return h
+}
+
+/// The random streams of a training run: each draws from `deriveSeed(seed, stream, counters...)`,
+/// so every number a run uses can be recomputed from the seed and where it is used.
+public enum SeedStream: Int, Sendable {
+    /// Start of a training window: counters (step, sample).
+    case trainingWindow = 1
+    /// Start of an evaluation window: counters (step, batch, row).
+    case evaluationWindow = 2
+    /// The text sampled at an evaluation: counter (step).
+    case evaluationSample = 3
+    /// The dropout masks of a micro-step: counters (step, first sample of the micro-batch).
+    case dropout = 4
+    /// rng = "torch", resumed from a checkpoint without the ranks' streams: counters (step, rank).
+    case torchRestart = 6
+
+    /// The seed of this stream at `counters`, for the run seeded with `base`.
+    public func seed(_ base: UInt64, _ counters: Int...) -> UInt64 {
+        deriveSeed(base, parts: [rawValue] + counters)
+    }
 }
 
 #if canImport(Glibc)

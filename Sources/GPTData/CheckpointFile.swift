@@ -189,28 +189,33 @@ public struct Checkpoint: Sendable {
             adamM = try readTensors(layout: layout, group: "/optimizer/m", file: file)
             adamV = try readTensors(layout: layout, group: "/optimizer/v", file: file)
         }
-        var state: [String: [UInt64]] = [:]
-        var scalars: [String: Double] = [:]
-        if file.exists("/state") {
-            for key in try file.childNames(of: "/state") {
-                let name = "/state/" + key
-                let dataset = try file.openDataset(name)
-                guard dataset.elementType.isInteger, dataset.shape.count == 1 else {
-                    throw DataError("\(path): state entry '\(name)' must be a 1-D integer array "
-                                    + "(it is \(dataset.elementType) of shape \(dataset.shape))")
-                }
-                state[key] = try readChecked(path) { try file.read(name, as: UInt64.self) }
-            }
-            for key in try file.attributeNames(on: "/state") {
-                scalars[key] = try file.doubleAttribute(key, on: "/state")
-            }
-        }
+        let (state, scalars) = try readState(file)
         return Checkpoint(
             modelConfig: config, parameters: parameters, adamM: adamM, adamV: adamV,
             step: try file.intAttribute("step"), tokenizerKind: try file.stringAttribute("tokenizer_kind"),
             tokenizer: try file.stringAttribute("tokenizer"), runConfig: try file.stringAttribute("run_config"),
             bestValLoss: file.hasAttribute("best_val_loss") ? try file.doubleAttribute("best_val_loss") : nil,
             state: state, scalars: scalars)
+    }
+
+    /// The `/state` group: its 1-D integer datasets and its numeric attributes.
+    private static func readState(_ file: H5File) throws -> (state: [String: [UInt64]], scalars: [String: Double]) {
+        var state: [String: [UInt64]] = [:]
+        var scalars: [String: Double] = [:]
+        guard file.exists("/state") else { return ([:], [:]) }
+        for key in try file.childNames(of: "/state") {
+            let name = "/state/" + key
+            let dataset = try file.openDataset(name)
+            guard dataset.elementType.isInteger, dataset.shape.count == 1 else {
+                throw DataError("\(file.path): state entry '\(name)' must be a 1-D integer array "
+                                + "(it is \(dataset.elementType) of shape \(dataset.shape))")
+            }
+            state[key] = try readChecked(file.path) { try file.read(name, as: UInt64.self) }
+        }
+        for key in try file.attributeNames(on: "/state") {
+            scalars[key] = try file.doubleAttribute(key, on: "/state")
+        }
+        return (state, scalars)
     }
 
     /// Reads every tensor of `layout` from `<group>/<name>` into one flat buffer, checking names and shapes.

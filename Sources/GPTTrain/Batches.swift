@@ -48,7 +48,7 @@ public final class WindowSampler {
     /// Start of training sample `u` of step `step` (counter stream).
     public func trainingStart(step: Int, sample u: Int, samplesPerStep: Int) -> Int {
         let r = shardRange(sample: u, samplesPerStep: samplesPerStep)
-        return r.lowerBound + Int(deriveSeed(seed, 1, step, u) % UInt64(r.count - blockSize))
+        return r.lowerBound + Int(SeedStream.trainingWindow.seed(seed, step, u) % UInt64(r.count - blockSize))
     }
 
     /// Start of training sample `u`, drawn from `g` (torch stream).
@@ -59,7 +59,7 @@ public final class WindowSampler {
 
     /// Start of row `b` of evaluation batch `k` at step `step`, over the whole split (counter stream).
     public func evalStart(step: Int, batch k: Int, row b: Int) -> Int {
-        Int(deriveSeed(seed, 2, step, k, b) % UInt64(source.count - blockSize))
+        Int(SeedStream.evaluationWindow.seed(seed, step, k, b) % UInt64(source.count - blockSize))
     }
 
     /// Start of an evaluation window over the whole split, drawn from `g` (torch stream).

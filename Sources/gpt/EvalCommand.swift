@@ -24,8 +24,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        var outDir: String?
-        defer { if let outDir { try? FileManager.default.removeItem(atPath: outDir) } }
+        let comm = Communicator.world
         do {
             let hint = "give a checkpoint written by `gpt train` (ckpt_*.h5, latest.h5)"
             guard FileManager.default.fileExists(atPath: checkpoint) else {
@@ -48,23 +47,18 @@ struct EvalCommand: ParsableCommand {
                 throw TrainError("the corpus the checkpoint was trained on, \(cfg.dataset), is not there; "
                     + "pass --dataset with the path of a corpus made with the same tokenizer")
             }
-            cfg.initFrom = checkpoint
-            cfg.evalOnly = true
             cfg.evalIters = iters
             cfg.batchSize = batchSize
             cfg.seed = seed
-            cfg.outDir = NSTemporaryDirectory() + "gpt-eval-\(getpid())"
-            cfg.sampleTokens = 0
-            outDir = cfg.outDir
-            let trainer = try Trainer(config: cfg, comm: .world)
-            let (train, val) = try trainer.estimateLoss()
-            if Communicator.world.isRoot {
+            let evaluator = try Evaluator.forCheckpoint(ckpt, config: cfg, comm: comm)
+            let (train, val) = try evaluator.estimateLoss(step: 0)
+            if comm.isRoot {
                 print(String(format: "%@ on %@: train loss %.4f, val loss %.4f (%d batches of %d x %d per split)",
-                             checkpoint as NSString, cfg.dataset as NSString, train, val, iters, batchSize, trainer.model.config.blockSize))
+                             checkpoint as NSString, cfg.dataset as NSString, train, val, iters, batchSize,
+                             evaluator.model.config.blockSize))
             }
-            Communicator.world.finalize()
+            comm.finalize()
         } catch {
-            if let outDir { try? FileManager.default.removeItem(atPath: outDir) }
             fail(error)
         }
     }
