@@ -1,25 +1,22 @@
-/// The normalisation of the blocks and of the final layer.
+/// The normalisation of the blocks and of the final layer: `layernorm` (GPT-2: mean
+/// subtracted, learned scale and, with `bias`, shift) or `rmsnorm` (Zhang & Sennrich
+/// 2019: x / rms(x) times a learned scale; no mean, no bias).
 public enum NormKind: String, Codable, CaseIterable, Sendable {
-    /// LayerNorm (GPT-2): mean subtracted, learned scale and (with `bias`) shift.
-    case layerNorm = "layernorm"
-    /// RMSNorm (Zhang & Sennrich 2019): x / rms(x) times a learned scale; no mean, no bias.
-    case rmsNorm = "rmsnorm"
+    case layerNorm = "layernorm", rmsNorm = "rmsnorm"
 }
 
-/// How the model knows where a token is.
+/// How the model knows where a token is: `learned`, a position table `wpe` added to the
+/// token embedding (GPT-2), or `rope`, rotary embeddings (Su et al. 2021) turning q and k
+/// in every layer, with no table.
 public enum PositionKind: String, Codable, CaseIterable, Sendable {
-    /// A learned position table `wpe` added to the token embedding (GPT-2).
-    case learned
-    /// Rotary embeddings (Su et al. 2021) on q and k in every layer; no position table.
-    case rope
+    case learned, rope
 }
 
-/// The position-wise feed-forward of each block.
+/// The position-wise feed-forward of each block: `gelu`, c_proj(gelu(c_fc x)) 4C wide
+/// (GPT-2), or `swiglu`, c_proj(silu(W1 x) * W3 x) (Shazeer 2020) with `c_fc` = [W1; W3],
+/// each `swigluHidden` wide.
 public enum MLPKind: String, Codable, CaseIterable, Sendable {
-    /// c_proj(gelu(c_fc x)), 4C wide (GPT-2).
-    case gelu
-    /// c_proj(silu(W1 x) * W3 x) (Shazeer 2020); `c_fc` is [W1; W3], each `swigluHidden` wide.
-    case swiglu
+    case gelu, swiglu
 }
 
 /// The shape of a GPT: what nanoGPT calls `GPTConfig`, plus the architecture options
