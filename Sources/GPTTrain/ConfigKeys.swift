@@ -1,5 +1,6 @@
 import GPTCore
 import GPTData
+import GPTSupport
 
 // MARK: - The table of keys
 

@@ -2,6 +2,7 @@ import Foundation
 import GPTComm
 import GPTCore
 import GPTData
+import GPTSupport
 
 /// `gpt train`: the data-parallel training loop.
 ///
