@@ -35,7 +35,7 @@ def main(root, arms):
     print("|---|---|---|---|---|---|---|")
     for arm in arms:
         finals, bests, speeds = [], [], []
-        for d in sorted(glob.glob(os.path.join(root, f"{arm}-s*"))):
+        for d in sorted(p for p in glob.glob(os.path.join(root, f"{arm}-s*")) if os.path.isdir(p)):
             evals, summary = read(os.path.join(d, "metrics.jsonl"))
             if summary is None or not evals:
                 continue
