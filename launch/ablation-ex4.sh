@@ -55,3 +55,7 @@ jobs | xargs -P "$parallel" -L 1 bash -c 'run_one "$@"' _
 python3 launch/ablation-ex4-summary.py "$root" $order
 for a in $order; do args+=("$root/$a-s${seeds%% *}:$a"); done
 "$gpt" plot --title "EX4: val loss, seed ${seeds%% *}" --out docs/ex4_val_seed${seeds%% *}.svg "${args[@]}"
+# Every seed of GPT-2's block and of all four changes: the spread against the gap.
+args=()
+for a in gpt2 all4; do for s in $seeds; do args+=("$root/$a-s$s:$a s$s"); done; done
+"$gpt" plot --title "EX4: val loss, GPT-2 block vs all four changes, every seed" --out docs/ex4_gpt2_vs_all4.svg "${args[@]}"
