@@ -56,25 +56,24 @@ final class ReferenceFixtureTests: XCTestCase {
         return config
     }
 
+    /// Copies `<g>/<prefix>/<name>` of every tensor into the model's parameters.
+    private func load(_ f: H5File, _ g: String, _ prefix: String, into model: GPT) throws {
+        for t in model.layout.tensors {
+            XCTAssertEqual(try f.shape(of: "\(g)/\(prefix)/\(t.name)"), t.shape, t.name)
+            let data = try f.read("\(g)/\(prefix)/\(t.name)", as: Float.self)
+            (model.params + t.offset).update(from: data, count: t.count)
+        }
+    }
+
+    /// Forward and backward on the case's batch, then its ten training steps.
     private func check(case group: String, in path: String = ReferenceFixtureTests.fixture) throws {
         let f = try H5File.open(path)
         let g = "/" + group
-        func int(_ n: String) throws -> Int { try f.intAttribute(n, on: g) }
-        func dbl(_ n: String) throws -> Double { try f.doubleAttribute(n, on: g) }
         let config = try self.config(f, g)
-        let B = try int("B"), T = try int("T"), V = config.vocabSize
+        let B = try f.intAttribute("B", on: g), T = try f.intAttribute("T", on: g)
         print("\(group): \(config)")
         let model = GPT(config: config, seed: 0)
-        func load(_ prefix: String, into dst: UnsafeMutablePointer<Float>) throws {
-            for t in model.layout.tensors {
-                XCTAssertEqual(try f.shape(of: "\(g)/\(prefix)/\(t.name)"), t.shape, t.name)
-                let data = try f.read("\(g)/\(prefix)/\(t.name)", as: Float.self)
-                (dst + t.offset).update(from: data, count: t.count)
-            }
-        }
-        try load("params", into: model.params)
-
-        // Forward and backward on one batch.
+        try load(f, g, "params", into: model)
         var inputs = try f.read("\(g)/inputs", as: Int32.self)
         var targets = try f.read("\(g)/targets", as: Int32.self)
         let loss = model.forward(inputs: &inputs, targets: &targets, B: B, T: T)
@@ -87,9 +86,14 @@ final class ReferenceFixtureTests: XCTestCase {
         for t in model.layout.tensors {
             compare("grad " + t.name, model.grads + t.offset, try f.read("\(g)/grads/\(t.name)", as: Float.self))
         }
+        try load(f, g, "params", into: model)
+        try checkTraining(f, g, model, B: B, T: T)
+    }
 
-        // Ten steps: accumulation over 2 micro-steps, clipping, AdamW, schedule.
-        try load("params", into: model.params)
+    /// Ten steps: accumulation over 2 micro-steps, clipping, AdamW, schedule; then the final weights.
+    private func checkTraining(_ f: H5File, _ g: String, _ model: GPT, B: Int, T: Int) throws {
+        func int(_ n: String) throws -> Int { try f.intAttribute(n, on: g) }
+        func dbl(_ n: String) throws -> Double { try f.doubleAttribute(n, on: g) }
         let steps = try int("steps"), accum = try int("grad_accum_steps")
         let schedule = LRSchedule(learningRate: Float(try dbl("learning_rate")), minLR: Float(try dbl("min_lr")),
                                   warmupIters: try int("warmup_iters"), decayIters: try int("lr_decay_iters"))
@@ -119,6 +123,7 @@ final class ReferenceFixtureTests: XCTestCase {
             XCTAssertEqual(Double(stepLoss), Double(refLosses[it]), accuracy: 1e-4, "loss at step \(it)")
             XCTAssertEqual(Double(norm), Double(refNorms[it]), accuracy: 1e-4 * Double(refNorms[it]), "norm at step \(it)")
         }
+        let config = model.config
         for t in model.layout.tensors {
             var only: [Range<Int>]? = nil
             if t.name.hasSuffix("attn.c_attn.bias") && !config.transformsQK {
@@ -131,6 +136,5 @@ final class ReferenceFixtureTests: XCTestCase {
             compare("final " + t.name, model.params + t.offset, try f.read("\(g)/final_params/\(t.name)", as: Float.self),
                     only: only)
         }
-        _ = V
     }
 }
