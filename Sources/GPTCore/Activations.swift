@@ -9,34 +9,41 @@
 enum SharedBuffer: CaseIterable {
     case encoded, lnf, lnfMean, lnfRstd, logits, losses, scratchBTC
     // Backward scratch.
-    case dres, dtmp, dln, datty, dqkv, dbig, datt
+    case dres, dtmp, dln, datty, dqkv, dbig, datt, dhidden
 
-    /// The shape as factors: (B,T,C), (B,T), (B,T,V), (B,T,3C), (B,T,4C), (B,NH,T,T).
+    /// The shape as factors: (B,T,C), (B,T), (B,T,V), (B,T,3C), (B,T,4C), (B,NH,T,T);
+    /// with SwiGLU, dbig is (B,T,2H) and dhidden (B,T,H), else dhidden is empty.
     func shape(_ c: GPTConfig, B: Int, T: Int) -> [Int] {
         switch self {
         case .encoded, .lnf, .scratchBTC, .dres, .dtmp, .dln, .datty: [B, T, c.nEmbd]
         case .lnfMean, .lnfRstd, .losses: [B, T]
         case .logits: [B, T, c.vocabSize]
         case .dqkv: [B, T, 3, c.nEmbd]
-        case .dbig: [B, T, 4, c.nEmbd]
+        case .dbig: [B, T, c.mlpInner]
         case .datt: [B, c.nHead, T, T]
+        case .dhidden: c.mlp == .swiglu ? [B, T, c.mlpHidden] : [0]
         }
     }
 }
 
 /// The buffers of one transformer block, in arena order.
 enum LayerBuffer: CaseIterable {
-    case ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu, res3, attDrop
+    case ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu, res3, attDrop, qkvr, qkRstd
 
-    /// The shape as factors; `attDrop` is empty (0) without dropout.
+    /// The shape as factors; `attDrop` is empty (0) without dropout, `qkvr` (q and k after
+    /// QK-norm and RoPE) without either, `qkRstd` without QK-norm. `fch` is c_fc's output
+    /// (4C, or 2H for SwiGLU), `fchGelu` the MLP's hidden activation (4C, or H).
     func shape(_ c: GPTConfig, B: Int, T: Int) -> [Int] {
         switch self {
         case .ln1, .atty, .res2, .ln2, .res3: [B, T, c.nEmbd]
         case .ln1Mean, .ln1Rstd, .ln2Mean, .ln2Rstd: [B, T]
         case .qkv: [B, T, 3, c.nEmbd]
-        case .fch, .fchGelu: [B, T, 4, c.nEmbd]
+        case .fch: [B, T, c.mlpInner]
+        case .fchGelu: [B, T, c.mlpHidden]
         case .att: [B, c.nHead, T, T]
         case .attDrop: c.dropout > 0 ? [B, c.nHead, T, T] : [0]
+        case .qkvr: c.transformsQK ? [B, T, 3, c.nEmbd] : [0]
+        case .qkRstd: c.qkNorm ? [B, T, 2, c.nHead] : [0]
         }
     }
 }
@@ -57,6 +64,9 @@ final class Activations {
     struct Layer {
         let ln1, ln1Mean, ln1Rstd, qkv, att, atty, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu, res3: UnsafeMutablePointer<Float>
         let attDrop: UnsafeMutablePointer<Float>?
+        /// q, k (transformed) and v as the attention reads them, and QK-norm's rstd; empty
+        /// (not to be used) unless the config transforms q and k.
+        let qkvr, qkRstd: UnsafeMutablePointer<Float>
     }
     let B: Int, T: Int, hasDropout: Bool
     let base: UnsafeMutablePointer<Float>
@@ -64,7 +74,7 @@ final class Activations {
     let encoded, lnf, lnfMean, lnfRstd, logits, losses: UnsafeMutablePointer<Float>
     let scratchBTC: UnsafeMutablePointer<Float>
     // Backward scratch, shared by all layers.
-    let dres, dtmp, dln, datty, dqkv, dbig, datt: UnsafeMutablePointer<Float>
+    let dres, dtmp, dln, datty, dqkv, dbig, datt, dhidden: UnsafeMutablePointer<Float>
     let layers: [Layer]
 
     init(config c: GPTConfig, B: Int, T: Int) {
@@ -87,14 +97,15 @@ final class Activations {
         encoded = s[.encoded]!; lnf = s[.lnf]!; lnfMean = s[.lnfMean]!; lnfRstd = s[.lnfRstd]!
         logits = s[.logits]!; losses = s[.losses]!; scratchBTC = s[.scratchBTC]!
         dres = s[.dres]!; dtmp = s[.dtmp]!; dln = s[.dln]!; datty = s[.datty]!
-        dqkv = s[.dqkv]!; dbig = s[.dbig]!; datt = s[.datt]!
+        dqkv = s[.dqkv]!; dbig = s[.dbig]!; datt = s[.datt]!; dhidden = s[.dhidden]!
         let dropout = hasDropout
         layers = (0..<c.nLayer).map { _ in
             var p: [LayerBuffer: UnsafeMutablePointer<Float>] = [:]
             for b in LayerBuffer.allCases { p[b] = take(b.shape(c, B: B, T: T)) }
             return Layer(ln1: p[.ln1]!, ln1Mean: p[.ln1Mean]!, ln1Rstd: p[.ln1Rstd]!, qkv: p[.qkv]!, att: p[.att]!,
                          atty: p[.atty]!, res2: p[.res2]!, ln2: p[.ln2]!, ln2Mean: p[.ln2Mean]!, ln2Rstd: p[.ln2Rstd]!,
-                         fch: p[.fch]!, fchGelu: p[.fchGelu]!, res3: p[.res3]!, attDrop: dropout ? p[.attDrop]! : nil)
+                         fch: p[.fch]!, fchGelu: p[.fchGelu]!, res3: p[.res3]!, attDrop: dropout ? p[.attDrop]! : nil,
+                         qkvr: p[.qkvr]!, qkRstd: p[.qkRstd]!)
         }
         precondition(offset == total)
     }

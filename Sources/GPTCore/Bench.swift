@@ -1,4 +1,9 @@
 import CBLAS
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 import Dispatch
 import GPTSupport
 
@@ -29,6 +34,9 @@ public enum Bench {
         public let tokensPerStep: Int
         public let flopsPerStep: Double
         public let breakdown: [(String, Double)]   // seconds per step per kind of layer
+        /// CPU seconds of the process in its least expensive step: with one thread, the work of a
+        /// step whatever else the machine runs.
+        public var cpuSecondsPerStep = Double.infinity
         public var tokensPerSecond: Double { Double(tokensPerStep) / secondsPerStep }
         public var gflops: Double { flopsPerStep / secondsPerStep / 1e9 }
     }
@@ -43,8 +51,8 @@ public enum Bench {
     public static func gemms(_ c: GPTConfig, B: Int, T: Int) -> [Gemm] {
         let N = B * T, C = c.nEmbd, L = c.nLayer, V = c.vocabSize, hs = c.headSize, bh = B * c.nHead
         var g: [Gemm] = []
-        for (name, inC, outC, n) in [("c_attn", C, 3 * C, L), ("attn.c_proj", C, C, L), ("c_fc", C, 4 * C, L),
-                                     ("mlp.c_proj", 4 * C, C, L), ("lm_head", C, V, 1)] {
+        for (name, inC, outC, n) in [("c_attn", C, 3 * C, L), ("attn.c_proj", C, C, L), ("c_fc", C, c.mlpInner, L),
+                                     ("mlp.c_proj", c.mlpHidden, C, L), ("lm_head", C, V, 1)] {
             g.append(Gemm(name: name + " fwd", transA: false, transB: true, M: N, N: outC, K: inC, count: n))
             g.append(Gemm(name: name + " bwd dx", transA: false, transB: false, M: N, N: inC, K: outC, count: n))
             g.append(Gemm(name: name + " bwd dW", transA: true, transB: false, M: outC, N: inC, K: N, count: n))
@@ -109,15 +117,25 @@ public enum Bench {
         model.profiler = profiler
         profiler.reset()
         // The fastest step: the least disturbed by anything else on the machine.
-        var per = Double.infinity
+        var per = Double.infinity, cpu = Double.infinity
         for _ in 0..<steps {
-            let start = now()
+            let start = now(), cpuStart = cpuTime()
             step()
             per = min(per, now() - start)
+            cpu = min(cpu, cpuTime() - cpuStart)
         }
         let breakdown = Profiler.Kind.allCases.map { ($0.name, profiler.seconds[$0.rawValue] / Double(steps)) }
-        return StepResult(secondsPerStep: per, tokensPerStep: B * T,
-                          flopsPerStep: flopsPerToken(c, T: T) * Double(B * T), breakdown: breakdown)
+        var result = StepResult(secondsPerStep: per, tokensPerStep: B * T,
+                                flopsPerStep: flopsPerToken(c, T: T) * Double(B * T), breakdown: breakdown)
+        result.cpuSecondsPerStep = cpu
+        return result
+    }
+
+    /// CPU seconds used by this process so far (all its threads).
+    public static func cpuTime() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 
     public static func now() -> Double { monotonicSeconds() }

@@ -26,6 +26,8 @@ public final class GPT {
     public var profiler: Profiler?
 
     let views: ModelViews
+    /// RoPE's cos and sin per (position, pair), (block_size, hs/2, 2); nil with learned positions.
+    let ropeTable: UnsafeMutablePointer<Float>?
     private var acts: Activations?
     private var lastB = 0, lastT = 0
     private var lastInputs: UnsafeMutablePointer<Int32>?
@@ -37,7 +39,7 @@ public final class GPT {
 
     /// Builds the model with GPT-2 initialisation from `seed`: normal(0, 0.02) for
     /// matrices and embeddings, 0.02/sqrt(2 n_layer) for residual projections
-    /// (c_proj), zero biases, unit LayerNorm weights.
+    /// (c_proj), zero biases, unit norm weights (LayerNorm, RMSNorm, QK-norm).
     public init(config: GPTConfig, seed: UInt64 = 1337) {
         precondition(config.problems().isEmpty, config.problems().joined(separator: "; "))
         self.config = config
@@ -47,12 +49,20 @@ public final class GPT {
         params.initialize(repeating: 0, count: layout.count)
         grads.initialize(repeating: 0, count: layout.count)
         views = ModelViews(config: config, layout: layout, params: params, grads: grads)
+        if config.position == .rope {
+            let table = GPTCore.ropeTable(maxT: config.blockSize, headSize: config.headSize, base: config.ropeBase)
+            ropeTable = .allocate(capacity: table.count)
+            ropeTable!.initialize(from: table, count: table.count)
+        } else {
+            ropeTable = nil
+        }
         initialize(seed: seed)
     }
 
     deinit {
         params.deallocate()
         grads.deallocate()
+        ropeTable?.deallocate()
         lastInputs?.deallocate()
         lastTargets?.deallocate()
     }
@@ -65,7 +75,7 @@ public final class GPT {
             let p = params + t.offset
             if t.name.hasSuffix(".bias") {
                 for i in 0..<t.count { p[i] = 0 }
-            } else if t.name.contains("ln_") {
+            } else if ParameterLayout.isNormWeight(t.name) {
                 for i in 0..<t.count { p[i] = 1 }
             } else {
                 let std = t.name.hasSuffix("c_proj.weight") ? residStd : 0.02
@@ -94,14 +104,15 @@ public final class GPT {
             return (params + t.offset, t.count)
         }
         let linears = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
-        let fanIn = ["attn.c_attn": C, "attn.c_proj": C, "mlp.c_fc": C, "mlp.c_proj": 4 * C]
+        let fanIn = ["attn.c_attn": C, "attn.c_proj": C, "mlp.c_fc": C, "mlp.c_proj": c.mlpHidden]
         // The head's own weight: lm_head.weight, or (tied) the buffer wte shares with it.
         let head = tensor(c.tieWeights ? "wte.weight" : "lm_head.weight")
 
         // 1. Construction: each module's reset_parameters.
-        let (wte, nwte) = tensor("wte.weight"), (wpe, nwpe) = tensor("wpe.weight")
+        let (wte, nwte) = tensor("wte.weight")
+        let wpe = layout["wpe.weight"].map { (params + $0.offset, $0.count) }
         g.normal(wte, count: nwte, mean: 0, std: 1)
-        g.normal(wpe, count: nwpe, mean: 0, std: 1)
+        if let wpe { g.normal(wpe.0, count: wpe.1, mean: 0, std: 1) }
         for l in 0..<L {
             for m in linears {
                 let bound = 1 / Float(fanIn[m]!).squareRoot()
@@ -118,7 +129,7 @@ public final class GPT {
 
         // 2. _init_weights through apply(): wte, wpe, the blocks' linears, lm_head.
         g.normal(wte, count: nwte, mean: 0, std: 0.02)
-        g.normal(wpe, count: nwpe, mean: 0, std: 0.02)
+        if let wpe { g.normal(wpe.0, count: wpe.1, mean: 0, std: 0.02) }
         for l in 0..<L {
             for m in linears {
                 let (w, nw) = tensor("h.\(l).\(m).weight")
@@ -136,12 +147,12 @@ public final class GPT {
             }
         }
 
-        // Biases zero, LayerNorm weights one.
+        // Biases zero, norm weights one.
         for t in layout.tensors {
             let p = params + t.offset
             if t.name.hasSuffix(".bias") {
                 p.update(repeating: 0, count: t.count)
-            } else if t.name.contains("ln_") {
+            } else if ParameterLayout.isNormWeight(t.name) {
                 p.update(repeating: 1, count: t.count)
             }
         }
@@ -262,8 +273,7 @@ public final class GPT {
         timed(.lmHead) { matmulBackward(a.dln, p.dlmHead, nil, a.logits, a.lnf, p.lmHead, N: N, C: C, OC: V) }
         timed(.layerNorm) {
             a.dres.update(repeating: 0, count: N * C)
-            layerNormBackward(a.dres, p.dlnfw, p.dlnfb, a.dln, blockOutput(L - 1), p.lnfw, a.lnfMean, a.lnfRstd,
-                              N: N, C: C)
+            normBackward(a.dres, p.dlnfw, p.dlnfb, a.dln, blockOutput(L - 1), p.lnfw, a.lnfMean, a.lnfRstd, N: N)
         }
         onGradientsReady?(views.tailRange)
 

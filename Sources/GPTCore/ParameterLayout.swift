@@ -17,6 +17,10 @@ public struct TensorView: Equatable, Sendable {
 /// `mlp.c_fc.bias` (4C), `mlp.c_proj.weight` (C,4C), `mlp.c_proj.bias` (C),
 /// then `ln_f.weight`, `ln_f.bias` and, when weights are not tied,
 /// `lm_head.weight` (V,C). Biases are absent when `bias` is false.
+/// The architecture options change the table: RoPE drops `wpe.weight`; RMSNorm
+/// drops the norms' biases; QK-norm adds `attn.q_norm.weight` and
+/// `attn.k_norm.weight` (hs) after `attn.c_attn`; SwiGLU makes `mlp.c_fc`
+/// (2H,C) = [W1; W3] and `mlp.c_proj` (C,H), H = `swigluHidden`.
 /// Names are nanoGPT's state_dict keys without the `transformer.` prefix;
 /// linear weights are (out, in) as in PyTorch. Each block is contiguous, so
 /// gradient buckets can be cut at block boundaries.
@@ -56,6 +60,11 @@ public struct ParameterLayout: Sendable {
         index[name].map { tensors[$0] }
     }
 
+    /// Whether `name` is the scale of a norm (LayerNorm, RMSNorm, QK-norm): initialised to one.
+    public static func isNormWeight(_ name: String) -> Bool {
+        name.hasSuffix(".weight") && (name.hasPrefix("ln_") || name.contains(".ln_") || name.hasSuffix("_norm.weight"))
+    }
+
     /// Parameters as nanoGPT reports them: all but the position embedding.
     public var nonEmbeddingCount: Int { count - (self["wpe.weight"]?.count ?? 0) }
 
@@ -85,24 +94,35 @@ public struct ParameterLayout: Sendable {
         let embeddings: [TensorSpec], block: [TensorSpec], final: [TensorSpec]
 
         init(config c: GPTConfig) {
-            let C = c.nEmbd, V = c.vocabSize
+            let C = c.nEmbd, V = c.vocabSize, hs = c.headSize
             var specs: [TensorSpec] = []
             // A module's weight, then its bias (when the config has biases).
             func module(_ name: String, weight: [[Int]], bias: [Int]) {
                 specs.append(TensorSpec(name: name + ".weight", dims: weight))
                 if c.bias { specs.append(TensorSpec(name: name + ".bias", dims: [bias])) }
             }
-            embeddings = [TensorSpec(name: "wte.weight", dims: [[V], [C]]),
-                          TensorSpec(name: "wpe.weight", dims: [[c.blockSize], [C]])]
-            module("ln_1", weight: [[C]], bias: [C])
+            // LayerNorm has a bias with the others; RMSNorm never.
+            func norm(_ name: String, width: Int) {
+                if c.norm == .layerNorm { module(name, weight: [[width]], bias: [width]) }
+                else { specs.append(TensorSpec(name: name + ".weight", dims: [[width]])) }
+            }
+            embeddings = [TensorSpec(name: "wte.weight", dims: [[V], [C]])]
+                + (c.position == .learned ? [TensorSpec(name: "wpe.weight", dims: [[c.blockSize], [C]])] : [])
+            norm("ln_1", width: C)
             module("attn.c_attn", weight: [[3, C], [C]], bias: [3, C])
+            if c.qkNorm {
+                specs.append(TensorSpec(name: "attn.q_norm.weight", dims: [[hs]]))
+                specs.append(TensorSpec(name: "attn.k_norm.weight", dims: [[hs]]))
+            }
             module("attn.c_proj", weight: [[C], [C]], bias: [C])
-            module("ln_2", weight: [[C]], bias: [C])
-            module("mlp.c_fc", weight: [[4, C], [C]], bias: [4, C])
-            module("mlp.c_proj", weight: [[C], [4, C]], bias: [C])
+            norm("ln_2", width: C)
+            let inner = c.mlp == .swiglu ? [2, c.swigluHidden] : [4, C]
+            let hidden = c.mlp == .swiglu ? [c.swigluHidden] : [4, C]
+            module("mlp.c_fc", weight: [inner, [C]], bias: inner)
+            module("mlp.c_proj", weight: [[C], hidden], bias: [C])
             block = specs
             specs = []
-            module("ln_f", weight: [[C]], bias: [C])
+            norm("ln_f", width: C)
             if !c.tieWeights { specs.append(TensorSpec(name: "lm_head.weight", dims: [[V], [C]])) }
             final = specs
         }

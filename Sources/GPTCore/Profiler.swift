@@ -3,15 +3,16 @@ import GPTSupport
 /// Wall-clock time per kind of layer, summed over forward and backward.
 public final class Profiler {
     public enum Kind: Int, CaseIterable, Sendable {
-        case embedding, layerNorm, matmul, attention, gelu, residual, lmHead, loss, optimizer
+        case embedding, layerNorm, matmul, qkTransform, attention, gelu, residual, lmHead, loss, optimizer
 
         public var name: String {
             switch self {
             case .embedding: "embedding"
-            case .layerNorm: "layernorm"
+            case .layerNorm: "layernorm/rmsnorm"
             case .matmul: "matmul (linear)"
+            case .qkTransform: "qk-norm+rope"
             case .attention: "attention"
-            case .gelu: "gelu"
+            case .gelu: "gelu/swiglu"
             case .residual: "residual+dropout"
             case .lmHead: "lm_head"
             case .loss: "cross-entropy"

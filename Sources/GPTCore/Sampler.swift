@@ -9,7 +9,9 @@ import Darwin
 /// The context is the last `block_size` tokens, as nanoGPT crops it. While the
 /// context grows, each new token costs one cached step; once it slides, the
 /// positions of every cached token change, so the cache is refilled from the
-/// cropped context (exactly what sampling without a cache computes).
+/// cropped context (exactly what sampling without a cache computes). With rotary
+/// positions each cached key is rotated by its absolute position in the context,
+/// which is what the full forward gives it.
 public final class Sampler {
     public let model: GPT
     private let C: Int, V: Int, L: Int, maxT: Int
@@ -27,15 +29,18 @@ public final class Sampler {
         C = c.nEmbd; V = c.vocabSize; L = c.nLayer; maxT = c.blockSize
         kcache = .allocate(capacity: L * maxT * C)
         vcache = .allocate(capacity: L * maxT * C)
-        let C = self.C, mem = UnsafeMutablePointer<Float>.allocate(capacity: 15 * C + maxT + V + 2)
+        let C = self.C, NH = c.nHead
+        let sizes = [C, C, C, V, 2, 3 * C, C, c.mlpInner, c.mlpHidden, maxT, 3 * C, 2 * NH]
+        let mem = UnsafeMutablePointer<Float>.allocate(capacity: sizes.reduce(0, +))
         work = mem
         var o = 0
         func take(_ n: Int) -> UnsafeMutablePointer<Float> { defer { o += n }; return mem + o }
         x = take(C); xn = take(C); proj = take(C); logitsBuf = take(V); stats = take(2)
-        let (qkv, atty, fch, fchGelu, scores) = (take(3 * C), take(C), take(4 * C), take(4 * C), take(maxT))
+        let (qkv, atty, fch, fchGelu, scores) = (take(3 * C), take(C), take(c.mlpInner), take(c.mlpHidden), take(maxT))
+        let (qkvr, qkRstd) = (take(3 * C), take(2 * NH))
         block = Activations.Layer(ln1: xn, ln1Mean: stats, ln1Rstd: stats + 1, qkv: qkv, att: scores, atty: atty,
                                   res2: x, ln2: xn, ln2Mean: stats, ln2Rstd: stats + 1, fch: fch, fchGelu: fchGelu,
-                                  res3: x, attDrop: nil)
+                                  res3: x, attDrop: nil, qkvr: qkvr, qkRstd: qkRstd)
     }
 
     deinit { kcache.deallocate(); vcache.deallocate(); work.deallocate() }

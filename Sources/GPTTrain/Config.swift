@@ -41,6 +41,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var dropout = 0.2
     public var bias = false
     public var tieWeights = true
+    public var norm = NormKind.layerNorm
+    public var position = PositionKind.learned
+    public var ropeBase = 10_000.0
+    public var mlp = MLPKind.gelu
+    public var swigluMultiple = 8
+    public var qkNorm = false
 
     // MARK: AdamW optimizer
     public var learningRate = 1e-3
@@ -95,8 +101,11 @@ public enum NonfinitePolicy: String, Codable, CaseIterable, Sendable {
 extension TrainConfig {
     /// The model shape this run trains; the vocabulary size comes from the corpus.
     public func modelConfig(vocabSize: Int) -> GPTConfig {
-        GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead,
-                  nEmbd: nEmbd, dropout: Float(dropout), bias: bias, tieWeights: tieWeights)
+        var c = GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead,
+                          nEmbd: nEmbd, dropout: Float(dropout), bias: bias, tieWeights: tieWeights)
+        c.norm = norm; c.position = position; c.ropeBase = ropeBase
+        c.mlp = mlp; c.swigluMultiple = swigluMultiple; c.qkNorm = qkNorm
+        return c
     }
 
     /// The learning-rate schedule of this run (`learning_rate`, `min_lr`, `warmup_iters`,
@@ -139,8 +148,8 @@ extension TrainConfig {
             c.sampleTokens > 0 && c.samplePrompt.isEmpty
                 ? ["sample_prompt must not be empty when sample_tokens > 0 (the sample needs a first token)"] : []
         }),
-        // block_size, n_layer, n_head, n_embd, dropout: the model's own rules.
-        ("tie_weights", { c in c.modelConfig(vocabSize: 1).problems() }),
+        // block_size, n_layer, n_head, n_embd, dropout, rope_base, swiglu_multiple: the model's own rules.
+        ("qk_norm", { c in c.modelConfig(vocabSize: 1).problems() }),
         ("min_lr", { c in
             c.minLR > c.learningRate ? ["min_lr (\(c.minLR)) must not exceed learning_rate (\(c.learningRate))"] : []
         }),

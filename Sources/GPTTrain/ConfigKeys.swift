@@ -87,6 +87,28 @@ extension ConfigKey {
             Biases in the linear layers and LayerNorms (GPT-2 has them; nanoGPT's default, like ours, is false).
             """),
         ConfigKey("tie_weights", \.tieWeights, "The output head shares the token-embedding matrix."),
+        ConfigKey("norm", \.norm, """
+            The blocks' and the final norm: `"layernorm"` (GPT-2; a bias too when `bias`) or `"rmsnorm"` \
+            (Zhang & Sennrich 2019: `x / rms(x)` times a learned scale, no mean, no bias).
+            """),
+        ConfigKey("position", \.position, """
+            `"learned"`: a position table added to the token embedding (GPT-2). `"rope"`: rotary embeddings \
+            (Su et al. 2021) turn q and k of every head in every layer by the token's position; no table. \
+            Needs an even head size.
+            """),
+        ConfigKey("rope_base", \.ropeBase, .model(.positive), """
+            With `position = "rope"`, pair i of a head turns by `position * rope_base^(-2i/head_size)`; \
+            must exceed 1.
+            """),
+        ConfigKey("mlp", \.mlp, """
+            The feed-forward: `"gelu"` (GPT-2, 4 `n_embd` wide) or `"swiglu"` (Shazeer 2020: \
+            `c_proj(silu(W1 x) * W3 x)`, hidden width 2/3 of 4 `n_embd` rounded up to `swiglu_multiple`, \
+            about the same parameters).
+            """),
+        ConfigKey("swiglu_multiple", \.swigluMultiple, .model(.atLeast(1)),
+                  "With `mlp = \"swiglu\"`, the hidden width is rounded up to a multiple of this."),
+        ConfigKey("qk_norm", \.qkNorm,
+                  "An RMSNorm (learned scale of head size) on every head of q and of k before the dot product."),
     ]
 
     // MARK: AdamW optimizer
@@ -314,6 +336,9 @@ extension ConfigChoice {
 }
 
 extension RandomStream: ConfigChoice {}
+extension NormKind: ConfigChoice {}
+extension PositionKind: ConfigChoice {}
+extension MLPKind: ConfigChoice {}
 extension NonfinitePolicy: ConfigChoice {}
 
 // MARK: - Ranges

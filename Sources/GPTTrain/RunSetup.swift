@@ -125,6 +125,7 @@ enum RunSetup {
         if mine.blockSize != theirs.blockSize { diffs.append("block_size \(mine.blockSize) vs \(theirs.blockSize)") }
         if mine.bias != theirs.bias { diffs.append("bias \(mine.bias) vs \(theirs.bias)") }
         if mine.tieWeights != theirs.tieWeights { diffs.append("tie_weights \(mine.tieWeights) vs \(theirs.tieWeights)") }
+        diffs += architectureDifferences(mine, theirs)
         guard !diffs.isEmpty else { return }
         if resume {
             throw TrainError("the checkpoint's architecture differs from the config (config vs checkpoint: "
@@ -137,6 +138,22 @@ enum RunSetup {
                 + "init_from checkpoint's model; set block_size to at most \(theirs.blockSize)")
         }
         notes.append(.note("using the checkpoint's architecture (config vs checkpoint: " + diffs.joined(separator: ", ") + ")"))
+    }
+
+    /// The architecture options in which `mine` (the config) differs from `theirs` (a checkpoint's
+    /// model), as "key mine vs theirs"; rope_base and swiglu_multiple only where they are used.
+    static func architectureDifferences(_ mine: GPTConfig, _ theirs: GPTConfig) -> [String] {
+        var d: [String] = []
+        func differ<T: Equatable>(_ key: String, _ a: T, _ b: T) { if a != b { d.append("\(key) \(a) vs \(b)") } }
+        differ("norm", mine.norm.rawValue, theirs.norm.rawValue)
+        differ("position", mine.position.rawValue, theirs.position.rawValue)
+        if mine.position == .rope && theirs.position == .rope { differ("rope_base", mine.ropeBase, theirs.ropeBase) }
+        differ("mlp", mine.mlp.rawValue, theirs.mlp.rawValue)
+        if mine.mlp == .swiglu && theirs.mlp == .swiglu {
+            differ("swiglu hidden width", mine.swigluHidden, theirs.swigluHidden)
+        }
+        differ("qk_norm", mine.qkNorm, theirs.qkNorm)
+        return d
     }
 
     /// GFLOP/s of cblas_sgemm on this rank for a (N x C) @ (C x 4C) product: the

@@ -42,6 +42,7 @@ public final class ConsoleReport: TrainEventSink {
         say(String(format: "model: %d layers, %d heads, %d wide, block %d, vocab %d: %.2fM parameters (%.2fM non-embedding)",
                    m.nLayer, m.nHead, m.nEmbd, m.blockSize, m.vocabSize, Double(r.parameters) / 1e6,
                    Double(r.nonEmbeddingParameters) / 1e6))
+        if !m.options.isEmpty { say("architecture: " + m.options.joined(separator: ", ")) }
         say("data: \(r.dataset): \(formatCount(r.trainTokens)) train, \(formatCount(r.valTokens)) val tokens "
             + "(\(r.tokenizerKind) tokenizer); \(r.shards) shard(s)")
         say("world: \(r.worldSize) rank(s) on \(r.nodes) node(s), \(r.threads) thread(s) per rank; "

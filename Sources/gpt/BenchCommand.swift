@@ -2,6 +2,10 @@ import ArgumentParser
 import Foundation
 import GPTCore
 
+extension NormKind: ExpressibleByArgument {}
+extension PositionKind: ExpressibleByArgument {}
+extension MLPKind: ExpressibleByArgument {}
+
 /// `gpt bench`: cblas_sgemm on the model's GEMM shapes vs full training steps.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,6 +20,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Vocabulary size.") var vocabSize = 65
     @Option(help: "Timed training steps per thread count.") var steps = 5
     @Option(help: "Thread counts to run, comma-separated.") var threads = "1,2"
+    @Option(help: "Norm: layernorm or rmsnorm.") var norm = NormKind.layerNorm
+    @Option(help: "Positions: learned or rope.") var position = PositionKind.learned
+    @Option(help: "MLP: gelu or swiglu.") var mlp = MLPKind.gelu
+    @Flag(help: "RMSNorm on every head of q and k.") var qkNorm = false
+    @Flag(help: "Also time training steps with each architecture option alone and all four, against GPT-2's block.")
+    var compareOptions = false
     @Flag(help: "Also rerun in a child process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.")
     var compareKernels = false
     @Option(help: "Write the figures as JSON to this file.") var json: String?
@@ -31,18 +41,21 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)  // lines in order, also into a file and before the child's
-        let c = GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead,
+        var c = GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead,
                           nEmbd: nEmbd, dropout: 0, bias: true, tieWeights: true)
+        c.norm = norm; c.position = position; c.mlp = mlp; c.qkNorm = qkNorm
         let problems = c.problems()
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
         let kernel = BLASKernel.summary
         print("gpt bench: n_layer \(nLayer), n_head \(nHead), n_embd \(nEmbd), block_size \(blockSize), batch \(batchSize), vocab \(vocabSize), dropout 0")
+        if !c.options.isEmpty { print("options: " + c.options.joined(separator: ", ")) }
         print(kernel)
         let fpt = Bench.flopsPerToken(c, T: blockSize)
         print(String(format: "model: %.2fM parameters (non-embedding), %.1f MFLOP per token (nanoGPT estimate: 6N + 12LHQT)",
                      Double(ParameterLayout(config: c).nonEmbeddingCount) / 1e6, fpt / 1e6))
         let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        let records = counts.map { measure(c, threads: $0, kernel: kernel) }
+        var records = counts.map { measure(c, threads: $0, kernel: kernel) }
+        if compareOptions { records += compareArchitectures(c, threads: counts[0]) }
         if let json {
             let data = try JSONSerialization.data(withJSONObject: records, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json))
@@ -83,10 +96,51 @@ struct BenchCommand: ParsableCommand {
                 "tokens_per_second": s.tokensPerSecond, "step_gflops": s.gflops, "ratio": ratio, "openblas": kernel]
     }
 
+    /// Tokens/s of training steps with GPT-2's block, each option alone and all four, on `n` threads.
+    private func compareArchitectures(_ base: GPTConfig, threads n: Int) -> [[String: Any]] {
+        Parallel.setThreads(n)
+        var gpt2 = base
+        gpt2.norm = .layerNorm; gpt2.position = .learned; gpt2.mlp = .gelu; gpt2.qkNorm = false
+        var arms: [(String, GPTConfig)] = [("gpt2", gpt2)]
+        var all = gpt2
+        for (name, change) in [("rmsnorm", { (c: inout GPTConfig) in c.norm = .rmsNorm }),
+                               ("rope", { (c: inout GPTConfig) in c.position = .rope }),
+                               ("swiglu", { (c: inout GPTConfig) in c.mlp = .swiglu }),
+                               ("qk_norm", { (c: inout GPTConfig) in c.qkNorm = true })] {
+            var c = gpt2
+            change(&c); change(&all)
+            arms.append((name, c))
+        }
+        arms.append(("all four", all))
+        // Three rounds over the arms, the fastest step of each arm kept: a busy machine slows
+        // whichever arm runs at that moment, not always the same one.
+        let rounds = 3
+        print("\n== architecture options, \(n) thread\(n == 1 ? "" : "s") (fastest step of \(rounds) rounds x \(steps)) ==")
+        // With one thread the CPU time of a step is its work whatever else runs; it is the ratio shown.
+        var wall = [Double](repeating: .infinity, count: arms.count), cpu = wall
+        for _ in 0..<rounds {
+            for (i, arm) in arms.enumerated() {
+                let r = Bench.runSteps(arm.1, B: batchSize, T: blockSize, steps: steps)
+                wall[i] = min(wall[i], r.secondsPerStep)
+                cpu[i] = min(cpu[i], r.cpuSecondsPerStep)
+            }
+        }
+        let tokens = Double(batchSize * blockSize), cost = n == 1 ? cpu : wall
+        return arms.indices.map { i in
+            let params = ParameterLayout(config: arms[i].1).count
+            let speed = tokens / cost[i], ratio = cost[0] / cost[i]
+            print("  " + arms[i].0.padding(toLength: 9, withPad: " ", startingAt: 0) + String(
+                format: " %9d parameters  %8.0f tokens/s (%@)  %5.3fx GPT-2", params, speed,
+                (n == 1 ? "CPU time" : "wall clock") as NSString, ratio))
+            return ["arch": arms[i].0, "threads": n, "parameters": params, "step_seconds": wall[i],
+                    "step_cpu_seconds": cpu[i], "tokens_per_second": speed, "vs_gpt2": ratio]
+        }
+    }
+
     /// Runs this bench again in a child process with OpenBLAS's own choice of kernel.
     private func rerunWithNativeKernel() throws {
         print("\n===== again with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset =====")
-        var args = Array(CommandLine.arguments.dropFirst()).filter { $0 != "--compare-kernels" }
+        var args = Array(CommandLine.arguments.dropFirst()).filter { $0 != "--compare-kernels" && $0 != "--compare-options" }
         if let i = args.firstIndex(of: "--json"), i + 1 < args.count { args[i + 1] += ".native" }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]

@@ -36,6 +36,8 @@ struct InspectCommand: ParsableCommand {
                 let m = c.modelConfig
                 print("  model: n_layer \(m.nLayer), n_head \(m.nHead), n_embd \(m.nEmbd), block_size \(m.blockSize), "
                     + "vocab_size \(m.vocabSize), bias \(m.bias), tie_weights \(m.tieWeights): \(layout.count) parameters")
+                print("  architecture: " + (m.options.isEmpty ? "GPT-2 (layernorm, learned positions, gelu)"
+                    : m.options.joined(separator: ", ")))
                 print("  optimizer state: \(c.adamM != nil ? "yes" : "no"); every tensor verified")
             default:
                 throw DataError("\(file) is neither a swiftgpt corpus nor a checkpoint (format attribute: \(format)); "

@@ -49,6 +49,20 @@ final class TrainingEquivalenceTests: XCTestCase {
         }
     }
 
+    /// The architecture options under mpirun: 2 ranks x batch 4 = 1 rank x batch 8 with all four on
+    /// (RMSNorm, RoPE, SwiGLU, QK-norm), overlap on; the checkpoint records them.
+    func testTwoRanksEqualOneRankWithTheArchitectureOptions() throws {
+        let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
+        let options = ["norm=rmsnorm", "position=rope", "mlp=swiglu", "qk_norm=true"]
+        let reference = try train(in: dir, "one", ranks: 1, ["batch_size=8", "data_shards=2"] + options)
+        let run = try train(in: dir, "two", ranks: 2, ["batch_size=4", "data_shards=2", "overlap_comm=true"] + options)
+        try assertEquivalent(run, reference, "2 ranks x batch 4 vs 1 rank x batch 8, all four options")
+        try assertReplicasMatchCheckpoint(run, ranks: 2)
+        let model = try Checkpoint.read(from: run.checkpoint).modelConfig
+        XCTAssertEqual([model.norm.rawValue, model.position.rawValue, model.mlp.rawValue], ["rmsnorm", "rope", "swiglu"])
+        XCTAssertTrue(model.qkNorm)
+    }
+
     /// 4 ranks on 2 test hosts (TCP between them) = 1 rank with 4 times the batch.
     func testFourRanksOnTwoHostsOverTCPEqualOneNode() throws {
         let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")

@@ -9,11 +9,19 @@ import GPTCore
 final class ReferenceFixtureTests: XCTestCase {
     static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures/gpt_reference.h5").path
+    /// The architecture options (Tests/reference/make_options_fixture.py).
+    static let options = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/gpt_options.h5").path
 
     override func setUp() { Parallel.setThreads(2) }
 
     func testCaseBiasTied() throws { try check(case: "case_bias_tied") }
     func testCaseNoBiasUntied() throws { try check(case: "case_nobias_untied") }
+    func testCaseRMSNorm() throws { try check(case: "case_rmsnorm", in: Self.options) }
+    func testCaseRoPE() throws { try check(case: "case_rope", in: Self.options) }
+    func testCaseSwiGLU() throws { try check(case: "case_swiglu", in: Self.options) }
+    func testCaseQKNorm() throws { try check(case: "case_qk_norm", in: Self.options) }
+    func testCaseAllFourOptions() throws { try check(case: "case_all", in: Self.options) }
 
     /// Max |a - b| over a tensor, relative to the largest |reference| entry.
     private func compare(_ name: String, _ got: UnsafePointer<Float>, _ ref: [Float], tol: Double = 1e-4,
@@ -30,27 +38,42 @@ final class ReferenceFixtureTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxDiff, tol * max(scale, 1e-6), name)
     }
 
-    private func check(case group: String) throws {
-        let f = try H5File.open(Self.fixture)
-        let g = "/" + group
+    /// The case's model config, with the options of the options fixture when it has them.
+    private func config(_ f: H5File, _ g: String) throws -> GPTConfig {
         func int(_ n: String) throws -> Int { try f.intAttribute(n, on: g) }
-        func dbl(_ n: String) throws -> Double { try f.doubleAttribute(n, on: g) }
-        let config = GPTConfig(vocabSize: try int("vocab_size"), blockSize: try int("block_size"), nLayer: try int("n_layer"),
-                               nHead: try int("n_head"), nEmbd: try int("n_embd"), dropout: Float(try dbl("dropout")),
+        var config = GPTConfig(vocabSize: try int("vocab_size"), blockSize: try int("block_size"), nLayer: try int("n_layer"),
+                               nHead: try int("n_head"), nEmbd: try int("n_embd"),
+                               dropout: Float(try f.doubleAttribute("dropout", on: g)),
                                bias: try int("bias") != 0, tieWeights: try int("tie_weights") != 0)
-        let B = try int("B"), T = try int("T"), V = config.vocabSize
+        guard let rms = try? int("rmsnorm") else { return config }
+        config.norm = rms != 0 ? .rmsNorm : .layerNorm
+        config.position = try int("rope") != 0 ? .rope : .learned
+        config.ropeBase = try f.doubleAttribute("rope_base", on: g)
+        config.mlp = try int("swiglu") != 0 ? .swiglu : .gelu
+        config.swigluMultiple = try int("swiglu_multiple")
+        config.qkNorm = try int("qk_norm") != 0
+        XCTAssertEqual(config.swigluHidden, try int("swiglu_hidden"), "SwiGLU's hidden width")
+        return config
+    }
+
+    /// Copies `<g>/<prefix>/<name>` of every tensor into the model's parameters.
+    private func load(_ f: H5File, _ g: String, _ prefix: String, into model: GPT) throws {
+        for t in model.layout.tensors {
+            XCTAssertEqual(try f.shape(of: "\(g)/\(prefix)/\(t.name)"), t.shape, t.name)
+            let data = try f.read("\(g)/\(prefix)/\(t.name)", as: Float.self)
+            (model.params + t.offset).update(from: data, count: t.count)
+        }
+    }
+
+    /// Forward and backward on the case's batch, then its ten training steps.
+    private func check(case group: String, in path: String = ReferenceFixtureTests.fixture) throws {
+        let f = try H5File.open(path)
+        let g = "/" + group
+        let config = try self.config(f, g)
+        let B = try f.intAttribute("B", on: g), T = try f.intAttribute("T", on: g)
         print("\(group): \(config)")
         let model = GPT(config: config, seed: 0)
-        func load(_ prefix: String, into dst: UnsafeMutablePointer<Float>) throws {
-            for t in model.layout.tensors {
-                XCTAssertEqual(try f.shape(of: "\(g)/\(prefix)/\(t.name)"), t.shape, t.name)
-                let data = try f.read("\(g)/\(prefix)/\(t.name)", as: Float.self)
-                (dst + t.offset).update(from: data, count: t.count)
-            }
-        }
-        try load("params", into: model.params)
-
-        // Forward and backward on one batch.
+        try load(f, g, "params", into: model)
         var inputs = try f.read("\(g)/inputs", as: Int32.self)
         var targets = try f.read("\(g)/targets", as: Int32.self)
         let loss = model.forward(inputs: &inputs, targets: &targets, B: B, T: T)
@@ -63,9 +86,14 @@ final class ReferenceFixtureTests: XCTestCase {
         for t in model.layout.tensors {
             compare("grad " + t.name, model.grads + t.offset, try f.read("\(g)/grads/\(t.name)", as: Float.self))
         }
+        try load(f, g, "params", into: model)
+        try checkTraining(f, g, model, B: B, T: T)
+    }
 
-        // Ten steps: accumulation over 2 micro-steps, clipping, AdamW, schedule.
-        try load("params", into: model.params)
+    /// Ten steps: accumulation over 2 micro-steps, clipping, AdamW, schedule; then the final weights.
+    private func checkTraining(_ f: H5File, _ g: String, _ model: GPT, B: Int, T: Int) throws {
+        func int(_ n: String) throws -> Int { try f.intAttribute(n, on: g) }
+        func dbl(_ n: String) throws -> Double { try f.doubleAttribute(n, on: g) }
         let steps = try int("steps"), accum = try int("grad_accum_steps")
         let schedule = LRSchedule(learningRate: Float(try dbl("learning_rate")), minLR: Float(try dbl("min_lr")),
                                   warmupIters: try int("warmup_iters"), decayIters: try int("lr_decay_iters"))
@@ -95,17 +123,18 @@ final class ReferenceFixtureTests: XCTestCase {
             XCTAssertEqual(Double(stepLoss), Double(refLosses[it]), accuracy: 1e-4, "loss at step \(it)")
             XCTAssertEqual(Double(norm), Double(refNorms[it]), accuracy: 1e-4 * Double(refNorms[it]), "norm at step \(it)")
         }
+        let config = model.config
         for t in model.layout.tensors {
             var only: [Range<Int>]? = nil
-            if t.name.hasSuffix("attn.c_attn.bias") {
+            if t.name.hasSuffix("attn.c_attn.bias") && !config.transformsQK {
                 // The key bias does not change the loss (softmax is shift-invariant), so its
                 // gradient is rounding noise that AdamW amplifies: compare q and v parts only.
+                // (Under QK-norm or RoPE it does change the scores, and is compared.)
                 let C = config.nEmbd
                 only = [0..<C, (2 * C)..<(3 * C)]
             }
             compare("final " + t.name, model.params + t.offset, try f.read("\(g)/final_params/\(t.name)", as: Float.self),
                     only: only)
         }
-        _ = V
     }
 }

@@ -193,6 +193,14 @@ final class BadInputTests: XCTestCase {
                           mentions: ["architecture differs", "n_layer 2 vs 1", "resume with the config"])
     }
 
+    func testResumeArchitectureOptionDiffers() throws {
+        let w = try Workspace()
+        try w.expectError("norm and mlp differ from the run's checkpoint (LayerNorm, GELU), on --resume",
+                          ["train", "--resume"] + w.trainArgs(["norm=rmsnorm", "mlp=swiglu", "max_iters=20"], outDir: "run"),
+                          mentions: ["architecture differs", "norm rmsnorm vs layernorm", "mlp swiglu vs gelu",
+                                     "resume with the config"])
+    }
+
     func testInitFromTruncatedCheckpoint() throws {
         let w = try Workspace()
         try w.copy("run/ckpt_0000010.h5", to: "cut.h5")

@@ -40,25 +40,58 @@ final class TrainingTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(s.output.count, 46)
     }
 
-    func testResumeIsBitIdentical() throws {
+    func testResumeIsBitIdentical() throws { try checkResumeIsBitIdentical() }
+
+    /// RMSNorm, RoPE, SwiGLU and QK-norm: resumed from the checkpoint, which records them.
+    func testResumeWithTheArchitectureOptionsIsBitIdentical() throws {
+        try checkResumeIsBitIdentical(["norm=rmsnorm", "position=rope", "mlp=swiglu", "qk_norm=true"])
+    }
+
+    /// A run with all four options: gpt eval and gpt sample rebuild its model from the checkpoint
+    /// alone; a run with init_from under GPT-2's config keeps the checkpoint's architecture and says so.
+    func testTheArchitectureOptionsTravelWithTheCheckpoint() throws {
+        let tmp = try TemporaryDirectory()
+        let corpus = try shakespeareCorpus(in: tmp.path)
+        let common = ["--set", "dataset=\(corpus)", "--set", "eval_interval=10", "--set", "max_iters=10",
+                      "--set", "lr_decay_iters=10", "--set", "dropout=0"] + Self.tiny
+        let run = tmp.file("run"), tuned = tmp.file("tuned")
+        let options = ["norm=rmsnorm", "position=rope", "mlp=swiglu", "qk_norm=true"].flatMap { ["--set", $0] }
+        try gpt(["train", "--set", "out_dir=\(run)"] + options + common)
+        let e = try gpt(["eval", run + "/latest.h5", "--iters", "2", "--batch-size", "4"])
+        XCTAssertTrue(e.output.contains("val loss"), e.output)
+        // 40 tokens: past block_size (32), so the sampler's window slides.
+        let s = try gpt(["sample", run + "/latest.h5", "--tokens", "40", "--prompt", "ROMEO:", "--seed", "3"])
+        XCTAssertTrue(s.output.hasPrefix("ROMEO:"), s.output)
+        let t = try gpt(["train", "--set", "out_dir=\(tuned)", "--set", "init_from=\(run)/latest.h5"] + common)
+        XCTAssertTrue(t.output.contains("norm layernorm vs rmsnorm"), t.output)
+        let model = try Checkpoint.read(from: tuned + "/latest.h5").modelConfig
+        XCTAssertEqual(model, try Checkpoint.read(from: run + "/latest.h5").modelConfig)
+        XCTAssertEqual(model.position, .rope)
+    }
+
+    /// 20 steps straight = 10 steps, then --resume to 20: parameters, AdamW moments and losses.
+    private func checkResumeIsBitIdentical(_ options: [String] = [], file: StaticString = #filePath,
+                                           line: UInt = #line) throws {
         let tmp = try TemporaryDirectory()
         let corpus = try shakespeareCorpus(in: tmp.path)
         let common = ["--set", "dataset=\(corpus)", "--set", "eval_interval=10", "--set", "dropout=0.2",
                       "--set", "lr_decay_iters=20", "--set", "keep_checkpoints=0"] + Self.tiny
+            + options.flatMap { ["--set", $0] }
         let straight = tmp.file("straight"), split = tmp.file("split")
         try gpt(["train", "--set", "out_dir=\(straight)", "--set", "max_iters=20"] + common)
         try gpt(["train", "--set", "out_dir=\(split)", "--set", "max_iters=10"] + common)
         let resumed = try gpt(["train", "--resume", "--set", "out_dir=\(split)", "--set", "max_iters=20"] + common)
-        XCTAssertTrue(resumed.output.contains("resuming from"), resumed.output)
+        XCTAssertTrue(resumed.output.contains("resuming from"), resumed.output, file: file, line: line)
         let a = try Checkpoint.read(from: straight + "/ckpt_0000020.h5")
         let b = try Checkpoint.read(from: split + "/ckpt_0000020.h5")
         XCTAssertEqual(a.step, 20)
         XCTAssertEqual(a.parameters.count, b.parameters.count)
         var differing = 0
         for i in 0..<a.parameters.count where a.parameters[i].bitPattern != b.parameters[i].bitPattern { differing += 1 }
-        XCTAssertEqual(differing, 0, "parameters after 20 straight steps vs 10 + resume + 10")
-        XCTAssertEqual(a.adamM!, b.adamM!)
-        XCTAssertEqual(a.adamV!, b.adamV!)
+        XCTAssertEqual(differing, 0, "parameters after 20 straight steps vs 10 + resume + 10", file: file, line: line)
+        XCTAssertEqual(a.adamM!, b.adamM!, file: file, line: line)
+        XCTAssertEqual(a.adamV!, b.adamV!, file: file, line: line)
+        XCTAssertEqual(a.modelConfig, b.modelConfig, file: file, line: line)
         // The losses logged after the resume point are identical too.
         func losses(_ dir: String) throws -> [Int: Double] {
             var out: [Int: Double] = [:]
@@ -66,8 +99,8 @@ final class TrainingTests: XCTestCase {
             return out
         }
         let la = try losses(straight), lb = try losses(split)
-        XCTAssertEqual(la[20], lb[20])
-        XCTAssertNotNil(la[20])
+        XCTAssertEqual(la[20], lb[20], file: file, line: line)
+        XCTAssertNotNil(la[20], file: file, line: line)
     }
 
     func testKilledAndResumedIsBitIdentical() throws {

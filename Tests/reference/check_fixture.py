@@ -13,6 +13,9 @@ nothing with make_fixture.py:
   - training: the 10 steps replayed with a hand-written AdamW, clipping and
     learning-rate schedule; lrs, grad_norms, losses and final_params compared.
 
+It also checks the architecture options' fixture (gpt_options.h5: RMSNorm,
+RoPE by explicit cos/sin, SwiGLU, QK-norm) when given its path.
+
 Usage: python3 check_fixture.py [PATH]   (exit status 1 when anything is off)
 """
 
@@ -73,14 +76,17 @@ class Report:
 
 
 def expected_names(cfg):
-    names = ["wte.weight", "wpe.weight"]
+    names = ["wte.weight"] + ([] if cfg.get("rope") else ["wpe.weight"])
+    norm_bias = cfg["bias"] and not cfg.get("rmsnorm")
     for l in range(cfg["n_layer"]):
         for m in ["ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj"]:
             names.append(f"h.{l}.{m}.weight")
-            if cfg["bias"]:
+            if norm_bias if m.startswith("ln_") else cfg["bias"]:
                 names.append(f"h.{l}.{m}.bias")
+            if m == "attn.c_attn" and cfg.get("qk_norm"):
+                names += [f"h.{l}.attn.q_norm.weight", f"h.{l}.attn.k_norm.weight"]
     names.append("ln_f.weight")
-    if cfg["bias"]:
+    if norm_bias:
         names.append("ln_f.bias")
     if not cfg["tie_weights"]:
         names.append("lm_head.weight")
@@ -89,6 +95,8 @@ def expected_names(cfg):
 
 def expected_shapes(cfg):
     V, Tb, C = cfg["vocab_size"], cfg["block_size"], cfg["n_embd"]
+    hs, H = C // cfg["n_head"], cfg.get("swiglu_hidden", 0)
+    inner, hidden = (2 * H, H) if cfg.get("swiglu") else (4 * C, 4 * C)
     shapes = {"wte.weight": (V, C), "wpe.weight": (Tb, C), "lm_head.weight": (V, C),
               "ln_f.weight": (C,), "ln_f.bias": (C,)}
     for l in range(cfg["n_layer"]):
@@ -97,8 +105,9 @@ def expected_shapes(cfg):
                        p + "attn.c_attn.weight": (3 * C, C), p + "attn.c_attn.bias": (3 * C,),
                        p + "attn.c_proj.weight": (C, C), p + "attn.c_proj.bias": (C,),
                        p + "ln_2.weight": (C,), p + "ln_2.bias": (C,),
-                       p + "mlp.c_fc.weight": (4 * C, C), p + "mlp.c_fc.bias": (4 * C,),
-                       p + "mlp.c_proj.weight": (C, 4 * C), p + "mlp.c_proj.bias": (C,)})
+                       p + "mlp.c_fc.weight": (inner, C), p + "mlp.c_fc.bias": (inner,),
+                       p + "mlp.c_proj.weight": (C, hidden), p + "mlp.c_proj.bias": (C,),
+                       p + "attn.q_norm.weight": (hs,), p + "attn.k_norm.weight": (hs,)})
     return shapes
 
 
@@ -107,6 +116,37 @@ def layernorm(x, w, b, eps):
     var = ((x - mean) ** 2).mean(-1, keepdim=True)
     y = (x - mean) / torch.sqrt(var + eps) * w
     return y + b if b is not None else y
+
+
+def rmsnorm(x, w, eps):
+    return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * w
+
+
+def rope(x, base):
+    """Rotary positions by explicit cos/sin: x (B,T,d), pair (2i, 2i+1) of row t turned by t base^(-2i/d)."""
+    T, d = x.shape[1], x.shape[2]
+    i = torch.arange(d // 2, dtype=torch.float64)
+    angle = torch.arange(T, dtype=torch.float64)[:, None] * base ** (-2.0 * i / d)  # (T, d/2)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., 0::2] = even * torch.cos(angle) - odd * torch.sin(angle)
+    out[..., 1::2] = even * torch.sin(angle) + odd * torch.cos(angle)
+    return out
+
+
+def norm(x, w, b, cfg):
+    return rmsnorm(x, w, cfg["ln_eps"]) if cfg.get("rmsnorm") else layernorm(x, w, b, cfg["ln_eps"])
+
+
+def mlp(x, g, cfg):
+    h = linear(x, g("mlp.c_fc.weight"), g("mlp.c_fc.bias"))
+    if cfg.get("swiglu"):
+        H = cfg["swiglu_hidden"]
+        a, v = h[..., :H], h[..., H:]
+        h = a * torch.sigmoid(a) * v
+    else:
+        h = gelu_tanh(h)
+    return linear(h, g("mlp.c_proj.weight"), g("mlp.c_proj.bias"))
 
 
 def gelu_tanh(x):
@@ -123,26 +163,27 @@ def forward(P, cfg, idx):
     B, T = idx.shape
     C, nh = cfg["n_embd"], cfg["n_head"]
     hs = C // nh
-    eps = cfg["ln_eps"]
-    x = P["wte.weight"][idx] + P["wpe.weight"][:T].unsqueeze(0)
+    x = P["wte.weight"][idx] + (0 if cfg.get("rope") else P["wpe.weight"][:T].unsqueeze(0))
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     for l in range(cfg["n_layer"]):
         g = lambda n: P.get(f"h.{l}.{n}")
-        a = layernorm(x, g("ln_1.weight"), g("ln_1.bias"), eps)
+        a = norm(x, g("ln_1.weight"), g("ln_1.bias"), cfg)
         qkv = linear(a, g("attn.c_attn.weight"), g("attn.c_attn.bias"))
         heads = []
         for h in range(nh):
             q = qkv[..., h * hs:(h + 1) * hs]
             k = qkv[..., C + h * hs:C + (h + 1) * hs]
             v = qkv[..., 2 * C + h * hs:2 * C + (h + 1) * hs]
+            if cfg.get("qk_norm"):
+                q, k = rmsnorm(q, g("attn.q_norm.weight"), cfg["ln_eps"]), rmsnorm(k, g("attn.k_norm.weight"), cfg["ln_eps"])
+            if cfg.get("rope"):
+                q, k = rope(q, cfg["rope_base"]), rope(k, cfg["rope_base"])
             s = torch.einsum("btd,bsd->bts", q, k) / math.sqrt(hs)
             s = s.masked_fill(~causal, float("-inf"))
             heads.append(torch.softmax(s, dim=-1) @ v)
         x = x + linear(torch.cat(heads, dim=-1), g("attn.c_proj.weight"), g("attn.c_proj.bias"))
-        m = layernorm(x, g("ln_2.weight"), g("ln_2.bias"), eps)
-        x = x + linear(gelu_tanh(linear(m, g("mlp.c_fc.weight"), g("mlp.c_fc.bias"))),
-                       g("mlp.c_proj.weight"), g("mlp.c_proj.bias"))
-    x = layernorm(x, P["ln_f.weight"], P.get("ln_f.bias"), eps)
+        x = x + mlp(norm(x, g("ln_2.weight"), g("ln_2.bias"), cfg), g, cfg)
+    x = norm(x, P["ln_f.weight"], P.get("ln_f.bias"), cfg)
     head = P["wte.weight"] if cfg["tie_weights"] else P["lm_head.weight"]
     return x @ head.T
 
@@ -244,8 +285,12 @@ def read_config(g):
             continue
         cfg[k] = val.item() if hasattr(val, "item") else val
     for k in ["vocab_size", "block_size", "n_layer", "n_head", "n_embd", "B", "T", "steps",
-              "grad_accum_steps", "warmup_iters", "lr_decay_iters", "bias", "tie_weights"]:
-        cfg[k] = int(cfg[k])
+              "grad_accum_steps", "warmup_iters", "lr_decay_iters", "bias", "tie_weights",
+              "rmsnorm", "rope", "swiglu", "qk_norm", "swiglu_hidden"]:
+        if k in cfg:
+            cfg[k] = int(cfg[k])
+    # The key bias is softmax-invariant only when q and k are not transformed after c_attn.
+    cfg["key_bias_invariant"] = not (cfg.get("rope") or cfg.get("qk_norm"))
     return cfg
 
 
@@ -343,7 +388,7 @@ def check_case(g, report):
     ks = key_bias_slice(cfg)
     for n in names:
         got, ref = g["final_params"][n][...], final[n].numpy()
-        if n.endswith("attn.c_attn.bias"):
+        if n.endswith("attn.c_attn.bias") and cfg["key_bias_invariant"]:
             keep = np.ones(got.shape, dtype=bool)
             keep[ks] = False
             report.compare(f"final_params/{n} (q and v entries)", got[keep], ref[keep], TOL_TRAIN)
@@ -351,7 +396,7 @@ def check_case(g, report):
             print(f"      key entries excluded: they moved by up to {drift:.2e} on rounding noise alone")
         else:
             report.compare(f"final_params/{n}", got, ref, TOL_TRAIN)
-    if cfg["bias"]:
+    if cfg["bias"] and cfg["key_bias_invariant"]:
         report.require(f"key-bias gradient is zero in float64 (max {key_grad:.1e} over all steps)",
                        key_grad < 1e-12)
         noise = max(float(np.max(np.abs(g["grads"][n][ks]))) for n in names if n.endswith("attn.c_attn.bias"))

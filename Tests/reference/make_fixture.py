@@ -188,6 +188,9 @@ class GPT(nn.Module):
         # Tied: the head reuses wte.weight, so there is no separate lm_head parameter.
         self.lm_head = None if config.tie_weights else nn.Linear(config.n_embd, config.vocab_size, bias=False)
 
+    def layout_names(self):
+        return parameter_names(self.config)
+
     def forward(self, idx, targets=None):
         B, T = idx.size()
         assert T <= self.config.block_size
@@ -225,7 +228,7 @@ def parameter_names(config):
 def ordered_parameters(model):
     """(name, parameter) pairs in layout order; fails if the model disagrees with the layout."""
     named = dict(model.named_parameters())
-    names = parameter_names(model.config)
+    names = model.layout_names()
     if list(named) != names:
         raise RuntimeError(f"model parameters {list(named)} differ from the layout {names}")
     return [(n, named[n]) for n in names]
@@ -234,13 +237,14 @@ def ordered_parameters(model):
 def init_weights(model, generator):
     """Random weights that exercise every path (deliberately not GPT-2's init).
 
-    Matrices and embeddings ~ N(0, 0.2^2); LayerNorm weights 1 + 0.1 N(0,1);
+    Matrices and embeddings ~ N(0, 0.2^2); norm weights (LayerNorm, RMSNorm,
+    QK-norm) 1 + 0.1 N(0,1);
     biases 0.1 N(0,1). Drawn in layout order from one generator.
     """
     with torch.no_grad():
         for name, p in ordered_parameters(model):
             z = torch.randn(p.shape, generator=generator, dtype=torch.float32)
-            if ".ln_" in name or name.startswith("ln_"):
+            if ".ln_" in name or name.startswith("ln_") or name.endswith("_norm.weight"):
                 if name.endswith(".weight"):
                     p.copy_(1.0 + 0.1 * z)
                 else:
@@ -336,14 +340,15 @@ def micro_batches(case, gen):
 # MARK: - Building one case
 
 
-def build_case(case):
+def build_case(case, model_class=GPT):
     """Everything the fixture stores for one case, as NumPy arrays."""
     torch.manual_seed(case.seed)
     gen = torch.Generator().manual_seed(case.seed)
-    model = GPT(case.config)
+    model = model_class(case.config)
     init_weights(model, gen)
     model.train()  # dropout is 0; train mode as in nanoGPT's loop
-    out = {"params": {n: p.detach().numpy().copy() for n, p in ordered_parameters(model)}}
+    out = {"params": {n: p.detach().numpy().copy() for n, p in ordered_parameters(model)},
+           "names": model.layout_names()}
 
     inputs, targets = single_batch(case, gen)
     logits, loss = model(inputs, targets)
@@ -372,8 +377,8 @@ def build_case(case):
     return out
 
 
-def write_case(f, case, data):
-    """One group per case; config and settings as scalar attributes."""
+def write_case(f, case, data, extra_ints=None, extra_floats=None):
+    """One group per case; config and settings (and `extra_*`) as scalar attributes."""
     g = f.create_group(case.name)
     c, s = case.config, case.train
     ints = {"vocab_size": c.vocab_size, "block_size": c.block_size, "n_layer": c.n_layer,
@@ -384,11 +389,13 @@ def write_case(f, case, data):
     floats = {"dropout": c.dropout, "learning_rate": s.learning_rate, "min_lr": s.min_lr,
               "weight_decay": s.weight_decay, "beta1": s.beta1, "beta2": s.beta2, "eps": s.eps,
               "grad_clip": s.grad_clip, "ln_eps": LN_EPS}
+    ints.update(extra_ints or {})
+    floats.update(extra_floats or {})
     for k, v in ints.items():
         g.attrs[k] = np.int64(v)
     for k, v in floats.items():
         g.attrs[k] = np.float64(v)
-    names = parameter_names(c)
+    names = data["names"]
     g.attrs["param_names"] = np.array([n.encode("ascii") for n in names])
     for sub in ["params", "grads", "final_params"]:
         sg = g.create_group(sub)
@@ -399,9 +406,14 @@ def write_case(f, case, data):
         g.create_dataset(key, data=data[key])
 
 
-def main(argv):
+DESCRIPTION = ("GPT reference fixture: forward, backward and AdamW training "
+               "steps of a nanoGPT-style model in float32; see Tests/reference/README.md")
+
+
+def main(argv, cases=CASES, default_out=DEFAULT_OUT, description=DESCRIPTION, build=build_case, write=write_case):
+    """Writes `cases` (built by `build`, stored by `write`) to one HDF5 file, atomically."""
     parser = argparse.ArgumentParser(description="Write the GPT reference fixture (HDF5).")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="output file (default: %(default)s)")
+    parser.add_argument("--out", default=default_out, help="output file (default: %(default)s)")
     args = parser.parse_args(argv)
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
@@ -419,12 +431,11 @@ def main(argv):
     os.chmod(tmp, 0o644)
     try:
         with h5py.File(tmp, "w") as f:
-            f.attrs["description"] = ("GPT reference fixture: forward, backward and AdamW training "
-                                      "steps of a nanoGPT-style model in float32; see Tests/reference/README.md")
-            f.attrs["cases"] = np.array([c.name.encode("ascii") for c in CASES])
-            for case in CASES:
-                data = build_case(case)
-                write_case(f, case, data)
+            f.attrs["description"] = description
+            f.attrs["cases"] = np.array([c.name.encode("ascii") for c in cases])
+            for case in cases:
+                data = build(case)
+                write(f, case, data)
                 print(f"{case.name}: loss {data['loss'][0]:.6f}  "
                       f"losses {np.array2string(data['losses'], precision=4)}\n"
                       f"  grad_norms {np.array2string(data['grad_norms'], precision=4)} "
