@@ -15,6 +15,16 @@ public enum GPT2Config {
     static let activations: Set<String> = ["gelu_new", "gelu_pytorch_tanh"]
 
     /// config.json for `config`; `endOfText` is the id of `<|endoftext|>` (bos/eos), if the tokenizer has one.
+    /// The architecture options of `config` that a GPT2LMHeadModel has no place for ("norm = rmsnorm", ...).
+    public static func inexpressibleOptions(_ config: GPTConfig) -> [String] {
+        var options: [String] = []
+        if config.norm != .layerNorm { options.append("norm = \"\(config.norm.rawValue)\"") }
+        if config.position != .learned { options.append("position = \"\(config.position.rawValue)\"") }
+        if config.mlp != .gelu { options.append("mlp = \"\(config.mlp.rawValue)\"") }
+        if config.qkNorm { options.append("qk_norm = true") }
+        return options
+    }
+
     public static func json(_ config: GPTConfig, dtype: SafetensorsDType, endOfText: Int?) -> [String: Any] {
         let eot: Any = endOfText ?? NSNull()
         return [

@@ -16,6 +16,12 @@ public enum HFDirectory {
     public static func export(_ checkpoint: Checkpoint, source: String, to directory: String,
                               dtype: SafetensorsDType) throws {
         let config = checkpoint.modelConfig
+        let options = GPT2Config.inexpressibleOptions(config)
+        guard options.isEmpty else {
+            throw DataError("\(source): the model uses \(options.joined(separator: ", ")), which GPT2LMHeadModel cannot "
+                            + "express; gpt export writes GPT-2-architecture models (norm = \"layernorm\", position = "
+                            + "\"learned\", mlp = \"gelu\", qk_norm = false)")
+        }
         let tokenizer = try makeTokenizer(kind: checkpoint.tokenizerKind, serialized: checkpoint.tokenizer)
         guard tokenizer.vocabSize == config.vocabSize else {
             throw DataError("\(source): the tokenizer has \(tokenizer.vocabSize) tokens, the model's vocab_size is "

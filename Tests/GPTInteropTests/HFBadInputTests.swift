@@ -73,6 +73,25 @@ final class HFBadInputTests: XCTestCase {
                           leaves: tmp.file("hf"))
     }
 
+    /// RMSNorm, RoPE, SwiGLU and QK-norm have no place in a GPT2LMHeadModel: refused, never exported wrongly.
+    func testExportRefusesArchitectureOptionsGPT2CannotExpress() throws {
+        let tmp = try TemporaryDirectory()
+        let tok = CharTokenizer(training: InteropText.shakespeare)
+        var config = GPTConfig(vocabSize: tok.vocabSize, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8)
+        config.norm = .rmsNorm
+        config.position = .rope
+        config.mlp = .swiglu
+        config.qkNorm = true
+        try InteropModels.checkpoint(config, tokenizer: tok, seed: 1).write(to: tmp.file("llama.h5"))
+        try assertRefused(["export", tmp.file("llama.h5"), "--out", tmp.file("hf")],
+                          "the model uses norm = \"rmsnorm\", position = \"rope\", mlp = \"swiglu\", qk_norm = true, "
+                          + "which GPT2LMHeadModel cannot express", leaves: tmp.file("hf"))
+        config.norm = .layerNorm; config.position = .learned; config.mlp = .gelu
+        try InteropModels.checkpoint(config, tokenizer: tok, seed: 1).write(to: tmp.file("qk.h5"))
+        try assertRefused(["export", tmp.file("qk.h5"), "--out", tmp.file("hf")], "the model uses qk_norm = true,",
+                          leaves: tmp.file("hf"))
+    }
+
     // MARK: Helpers
 
     private func assertRefused(_ arguments: [String], _ message: String, leaves path: String?,
