@@ -102,6 +102,25 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Seconds a collective may wait before the run is aborted; 0 waits forever.
     public var collectiveTimeout = 300.0
 
+    // task
+    /// "none": train on `dataset`; "arithmetic": problems generated on the fly (no dataset).
+    public var task = TaskKind.none
+    /// Operators of the arithmetic task, from "+-*/"; a repeated character is drawn more often.
+    public var taskOperators = "+"
+    /// Fewest and most digits of an operand.
+    public var taskMinDigits = 1
+    public var taskMaxDigits = 3
+    /// Answers least significant digit first (+ - *).
+    public var taskReverse = true
+    /// Operands and answers zero-padded to fixed lengths.
+    public var taskPad = false
+    /// Worked steps before the answer (* and /).
+    public var taskTraces = false
+    /// No loss on the prompt `a+b=`.
+    public var taskMaskPrompt = true
+    /// Held-out problems answered at each evaluation for the exact-match accuracy.
+    public var taskTestProblems = 1000
+
     /// The defaults (nanoGPT's shakespeare_char baby GPT).
     public init() {}
 
@@ -120,6 +139,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case seed, threads, rng
         case overlapComm = "overlap_comm", bucketMB = "bucket_mb"
         case nonfinite, maxNonfiniteSkips = "max_nonfinite_skips", collectiveTimeout = "collective_timeout"
+        case task, taskOperators = "task_operators", taskMinDigits = "task_min_digits", taskMaxDigits = "task_max_digits"
+        case taskReverse = "task_reverse", taskPad = "task_pad", taskTraces = "task_traces"
+        case taskMaskPrompt = "task_mask_prompt", taskTestProblems = "task_test_problems"
     }
 
     /// Decodes a config, taking the default for every key that is absent.
@@ -150,6 +172,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try take(&overlapComm, .overlapComm); try take(&bucketMB, .bucketMB)
         try take(&nonfinite, .nonfinite); try take(&maxNonfiniteSkips, .maxNonfiniteSkips)
         try take(&collectiveTimeout, .collectiveTimeout)
+        try take(&task, .task); try take(&taskOperators, .taskOperators)
+        try take(&taskMinDigits, .taskMinDigits); try take(&taskMaxDigits, .taskMaxDigits)
+        try take(&taskReverse, .taskReverse); try take(&taskPad, .taskPad); try take(&taskTraces, .taskTraces)
+        try take(&taskMaskPrompt, .taskMaskPrompt); try take(&taskTestProblems, .taskTestProblems)
     }
 }
 
@@ -159,6 +185,14 @@ public enum RandomStream: String, Codable, CaseIterable, Sendable {
     case counter
     /// PyTorch's CPU generator (MT19937) seeded with seed + rank, drawn from in nanoGPT's order.
     case torch
+}
+
+/// What a run learns from (the `task` key).
+public enum TaskKind: String, Codable, CaseIterable, Sendable {
+    /// The corpus `dataset`.
+    case none
+    /// Arithmetic problems generated on the fly (`ArithmeticTask`).
+    case arithmetic
 }
 
 /// What a step does when its loss or gradient norm is not finite.
@@ -237,7 +271,7 @@ extension TrainConfig {
         atLeast("check_interval", checkInterval, 0)
 
         // data
-        if dataset.isEmpty { p.append("dataset must be the path of a corpus HDF5 file") }
+        if dataset.isEmpty && task == .none { p.append("dataset must be the path of a corpus HDF5 file") }
         atLeast("gradient_accumulation_steps", gradientAccumulationSteps, 1)
         atLeast("data_shards", dataShards, 0)
         atLeast("batch_size", batchSize, 1)
@@ -275,6 +309,9 @@ extension TrainConfig {
         // robustness
         atLeast("max_nonfinite_skips", maxNonfiniteSkips, 0)
         nonNegative("collective_timeout", collectiveTimeout)
+
+        // task
+        p += taskProblems()
         return p
     }
 
@@ -295,10 +332,12 @@ extension TrainConfig {
     /// (`--batch_size=32`, as nanoGPT's configurator). The result is validated.
     public static func load(path: String?, overrides: [String]) throws -> TrainConfig {
         var config = TrainConfig()
+        config.dataset = unsetDataset
         if let path {
             try config.apply(toml: try readConfigFile(path), source: path)
         }
         try config.apply(overrides: overrides)
+        config.resolveDataset()
         try config.validate()
         return config
     }
@@ -308,8 +347,10 @@ extension TrainConfig {
     /// `source` names the document in error messages.
     public static func load(toml: String, source: String, overrides: [String] = []) throws -> TrainConfig {
         var config = TrainConfig()
+        config.dataset = unsetDataset
         try config.apply(toml: toml, source: source)
         try config.apply(overrides: overrides)
+        config.resolveDataset()
         try config.validate()
         return config
     }
@@ -533,6 +574,7 @@ private struct Field {
     static let all: [Field] = {
         let io = "I/O", data = "data", model = "model", adamw = "AdamW optimizer"
         let schedule = "learning-rate schedule", system = "system", dist = "distributed", robust = "robustness"
+        let task = "task"
         let fields: [Field] = [
             .string(.outDir, \.outDir, io), .int(.evalInterval, \.evalInterval, io),
             .int(.logInterval, \.logInterval, io), .int(.evalIters, \.evalIters, io),
@@ -563,6 +605,12 @@ private struct Field {
 
             .choice(.nonfinite, \.nonfinite, robust), .int(.maxNonfiniteSkips, \.maxNonfiniteSkips, robust),
             .double(.collectiveTimeout, \.collectiveTimeout, robust),
+
+            .choice(.task, \.task, task), .string(.taskOperators, \.taskOperators, task),
+            .int(.taskMinDigits, \.taskMinDigits, task), .int(.taskMaxDigits, \.taskMaxDigits, task),
+            .bool(.taskReverse, \.taskReverse, task), .bool(.taskPad, \.taskPad, task),
+            .bool(.taskTraces, \.taskTraces, task), .bool(.taskMaskPrompt, \.taskMaskPrompt, task),
+            .int(.taskTestProblems, \.taskTestProblems, task),
         ]
         precondition(Set(fields.map(\.key)) == Set(TrainConfig.CodingKeys.allCases.map(\.rawValue)),
                      "every TrainConfig key needs exactly one Field")

@@ -47,7 +47,9 @@ public final class Trainer {
         let threads = RunSetup.setThreads(config, comm: comm)
 
         // Every input is checked before anything is written.
-        let (corpus, windows, shards) = try RunSetup.openData(config, comm: comm)
+        let task = ArithmeticTask(config)
+        let (corpus, windows, shards) = try task == nil ? RunSetup.openData(config, comm: comm)
+            : (CorpusInfo.generated(name: "arithmetic task", tokenizer: ArithmeticVocabulary.tokenizer), nil, 1)
         self.corpus = corpus
         let (ckpt, startNotes) = try RunSetup.startingPoint(config, corpus: corpus, store: store, comm: comm, resume: resume)
         var notes = startNotes
@@ -63,11 +65,12 @@ public final class Trainer {
         // Batches, evaluation, reports.
         let placement = SamplePlacement(rank: comm.rank, accumulation: config.gradientAccumulationSteps,
                                         batch: config.batchSize, worldSize: comm.size)
-        source = start.torch.map { TorchWindows(windows: windows, placement: placement, comm: comm, evalIters: config.evalIters,
-                                          generator: $0) } ?? CounterWindows(windows: windows, placement: placement)
-        batch = TokenBatch(B: config.batchSize, T: config.blockSize)
+        source = RunSetup.batchSource(config, task: task, windows: windows, placement: placement, comm: comm,
+                                      torch: start.torch)
+        batch = TokenBatch(B: config.batchSize, T: task?.rowLength ?? config.blockSize)
         model.reserve(B: batch.B, T: batch.T)
         evaluator = Evaluator(model: model, source: source, comm: comm, iters: config.evalIters, batch: batch)
+        evaluator.accuracy = try task.map { try AccuracyEvaluator(task: $0, model: start.model, comm: comm, problems: config.taskTestProblems) }
         sgemmGFLOPS = RunSetup.calibrateSGEMM(C: mc.nEmbd, N: min(batch.B * batch.T, 2048))
         reports = try RunSetup.openReports(config, comm: comm, resume: resume, step: state.step)
         watchdog = RunSetup.startWatchdog(config, comm: comm, reports: reports)
@@ -196,10 +199,12 @@ public final class Trainer {
         sgemmGFLOPS = max(sgemmGFLOPS, RunSetup.calibrateSGEMM(C: model.config.nEmbd, N: min(batch.B * batch.T, 2048)))
         let t0 = monotonicSeconds()
         let (trainLoss, valLoss) = try evaluator.estimateLoss(step: state.step)
+        let accuracy = evaluator.accuracy?.evaluate()  // a collective, on every rank
         let isBest = valLoss < state.bestValLoss
         if isBest { state.bestValLoss = valLoss }
         try report(.evaluation(EvalReport(step: state.step, trainLoss: trainLoss, valLoss: valLoss,
-                                          bestValLoss: state.bestValLoss, isBest: isBest, seconds: monotonicSeconds() - t0)))
+                                          bestValLoss: state.bestValLoss, isBest: isBest, seconds: monotonicSeconds() - t0,
+                                          accuracy: accuracy)))
         let willSave = state.step > 0 && (isBest || cfg.alwaysSaveCheckpoint) && !cfg.evalOnly
         let sourceState = willSave ? source.checkpointState() : [:]  // a collective, on every rank
         guard comm.isRoot, !cfg.evalOnly else { return }
