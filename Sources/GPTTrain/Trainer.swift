@@ -137,25 +137,32 @@ public final class Trainer {
 
     /// The micro-steps of step `it`: forward and backward of each micro-batch, gradients
     /// accumulated and averaged over the ranks. Returns the step's mean loss over every rank.
+    ///
+    /// The loss is the mean over every target of the step: each micro-batch's mean weighs 1/accumulation,
+    /// or, when batches hold different numbers of targets (a task's masks), its share of the step's targets.
     private func forwardBackward(step it: Int, sync: GradientSync) throws -> Double {
         let accum = cfg.gradientAccumulationSteps
+        let stepTargets = source.targetCount(step: it)
         model.zeroGrad()
         var lossSum: Float = 0
         for m in 0..<accum {
             try source.fillTraining(batch, step: it, micro: m)
             let first = (comm.rank * accum + m) * batch.B
             model.dropoutSeed = SeedStream.dropout.seed(UInt64(cfg.seed), it, first)
-            lossSum += model.forward(inputs: batch.inputs, targets: batch.targets, B: batch.B, T: batch.T)
+            let loss = model.forward(inputs: batch.inputs, targets: batch.targets, B: batch.B, T: batch.T)
+            // The ranks' gradients are averaged: a share of comm.size * count / stepTargets sums to the mean.
+            let share = stepTargets.map { Float(comm.size * model.targetCount) / Float(max(1, $0)) } ?? 1 / Float(accum)
+            lossSum += stepTargets == nil ? loss : loss * share
             let last = m == accum - 1
             if last && comm.size > 1 { watchdog?.enter("gradient allreduce") }
             if last && comm.size > 1 && cfg.overlapComm {
-                model.backward(lossScale: 1 / Float(accum)) { sync.ready($0) }
+                model.backward(lossScale: share) { sync.ready($0) }
             } else {
-                model.backward(lossScale: 1 / Float(accum))
+                model.backward(lossScale: share)
             }
         }
         if comm.size > 1 { sync.finish() }
-        let loss = Double(lossSum / Float(accum))
+        let loss = Double(stepTargets == nil ? lossSum / Float(accum) : lossSum)
         return comm.size > 1 ? comm.allreduce(loss, op: .mean) : loss
     }
 

@@ -117,6 +117,12 @@ public struct ArithmeticTask: Sendable {
         }
     }
 
+    /// The targets of a problem's row: every position but the prompt's (when masking) and the padding.
+    public func targetCount(_ p: Problem) -> Int {
+        let (tokens, promptLength) = encode(p)
+        return tokens.count - 1 - (maskPrompt ? promptLength - 1 : 0)
+    }
+
     // MARK: Lengths
 
     /// Tokens of the longest problem (prompt, completion and end marker) of this task.
@@ -175,6 +181,11 @@ public final class ArithmeticBatches: BatchSource {
     public func fillTraining(_ batch: TokenBatch, step: Int, micro: Int) throws {
         let first = placement.firstSample(micro: micro)
         for b in 0..<batch.B { task.fill(batch, row: b, with: task.trainingProblem(step: step, sample: first + b)) }
+    }
+
+    /// Counted from the step's problems, which every rank can draw.
+    public func targetCount(step: Int) -> Int? {
+        (0..<placement.samplesPerStep).reduce(0) { $0 + task.targetCount(task.trainingProblem(step: step, sample: $1)) }
     }
 
     public func fillEvaluation(_ batch: TokenBatch, split: EvalSplit, step: Int, index k: Int) throws {
