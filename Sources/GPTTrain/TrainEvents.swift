@@ -56,7 +56,7 @@ public struct RunDescription {
         dataset = config.dataset; trainTokens = corpus.trainTokens; valTokens = corpus.valTokens
         tokenizerKind = corpus.tokenizer.kind; self.shards = shards; task = ArithmeticTask(config)
         worldSize = comm.size; nodes = comm.nodeCount; self.threads = threads
-        accumulation = config.gradientAccumulationSteps; batch = config.batchSize; block = config.blockSize
+        accumulation = config.gradientAccumulationSteps; batch = config.batchSize; block = task?.rowLength ?? config.blockSize
         overlapComm = config.overlapComm; self.step = step; self.resumed = resumed; rng = config.rng; seed = config.seed
     }
 }

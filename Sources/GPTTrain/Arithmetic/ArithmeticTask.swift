@@ -48,7 +48,7 @@ public struct ArithmeticTask: Sendable {
 
     /// One line for the run log: what is drawn and how it is written.
     public var summary: String {
-        let ops = Set(operators).sorted { $0.rawValue < $1.rawValue }.map { String($0.rawValue) }.joined()
+        let ops = ArithmeticOperator.allCases.filter(operators.contains).map { String($0.rawValue) }.joined()
         return "arithmetic problems generated on the fly: operators \(ops), operands of \(minDigits)...\(maxDigits) digits, "
             + "answers \(format.reverse ? "reversed" : "in plain order")\(format.pad ? ", zero-padded" : "")"
             + "\(format.traces ? ", with worked steps" : ""), prompt \(maskPrompt ? "masked" : "in the loss"); "

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Reruns the measurements of docs/EX2.md (the lecture's EX2: a GPT that learns arithmetic).
+#
+#   launch/ex2-experiments.sh [addition] [ablations] [ood] [calculator] [plots]   (default: all, in order)
+#
+# Runs go to $RUNS (default runs/ex2), one thread each unless THREADS is set; on a 2-core
+# machine the addition run takes about 7 minutes, each ablation 2-3, each calculator run 10-15.
+# Needs `swift build -c release`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GPT=${GPT:-.build/release/gpt}
+RUNS=${RUNS:-runs/ex2}
+THREADS=${THREADS:-1}
+ABLATION_STEPS=${ABLATION_STEPS:-2000}
+mkdir -p "$RUNS"
+
+train() {  # train NAME CONFIG [key=value ...]: a fresh run in $RUNS/NAME, its log in $RUNS/NAME.log
+    local name=$1 config=$2; shift 2
+    local sets=(--set "out_dir=$RUNS/$name" --set "threads=$THREADS")
+    for kv in "$@"; do sets+=(--set "$kv"); done
+    rm -rf "${RUNS:?}/$name"
+    echo "== $name: gpt train $config ${*}"
+    "$GPT" train "$config" "${sets[@]}" > "$RUNS/$name.log" 2>&1
+    grep "test accuracy" "$RUNS/$name.log" | tail -n 1
+}
+
+addition() {  # 3-digit addition, reversed answer, masked prompt
+    train addition configs/addition.toml
+}
+
+ablations() {  # the lecture's two hints at the same, smaller budget
+    local short=(max_iters=$ABLATION_STEPS lr_decay_iters=$ABLATION_STEPS)
+    train abl-reversed-masked configs/addition.toml "${short[@]}"
+    train abl-plain-masked configs/addition.toml "${short[@]}" task_reverse=false
+    train abl-reversed-unmasked configs/addition.toml "${short[@]}" task_mask_prompt=false
+}
+
+ood() {  # trained on 1..3 digits, tested on 4 and 5 (out of distribution)
+    for d in 3 4 5; do
+        echo "== $d-digit operands"
+        "$GPT" eval "$RUNS/addition/latest.h5" --iters 2 --min-digits "$d" --max-digits "$d" --problems 1000 | grep -A5 "test accuracy"
+    done
+}
+
+calculator() {  # + - * / with and without worked steps
+    train calculator-traces configs/calculator.toml task_traces=true
+    train calculator-plain configs/calculator.toml task_traces=false
+    "$GPT" sample "$RUNS/calculator-traces/latest.h5" --prompt "12*34=" --temperature 0 --tokens 40
+    "$GPT" sample "$RUNS/calculator-traces/latest.h5" --prompt "87/6=" --temperature 0 --tokens 40
+}
+
+plots() {
+    "$GPT" plot --out "$RUNS/addition-accuracy.svg" --field accuracy --title "3-digit addition: held-out exact match" \
+        "$RUNS/addition:reversed, masked"
+    "$GPT" plot --out "$RUNS/addition-loss.svg" --train "$RUNS/addition:reversed, masked"
+    "$GPT" plot --out "$RUNS/ablations-accuracy.svg" --field accuracy --title "ablations ($ABLATION_STEPS steps): exact match" \
+        "$RUNS/abl-reversed-masked:reversed, masked" "$RUNS/abl-plain-masked:plain order, masked" \
+        "$RUNS/abl-reversed-unmasked:reversed, unmasked"
+    "$GPT" plot --out "$RUNS/ablations-loss.svg" --title "ablations: val loss (answer tokens; prompt too when unmasked)" \
+        "$RUNS/abl-reversed-masked:reversed, masked" "$RUNS/abl-plain-masked:plain order, masked" \
+        "$RUNS/abl-reversed-unmasked:reversed, unmasked"
+    for op in add sub mul div; do
+        "$GPT" plot --out "$RUNS/calculator-$op.svg" --field "accuracy_$op" --title "calculator: $op exact match" \
+            "$RUNS/calculator-traces:with worked steps" "$RUNS/calculator-plain:without"
+    done
+}
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(addition ablations ood calculator plots)
+for s in "${steps[@]}"; do "$s"; done
