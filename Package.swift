@@ -2,13 +2,17 @@
 //
 // SwiftGPT: a distributed data-parallel GPT trainer for CPU clusters.
 //
-// Layout:
+// Module map (each module imports only those above it):
 //   C libraries (Debian packages, found with pkg-config) -> CBLAS, CMPI, CHDF5
-//   GPTCore   the model: kernels (forward/backward pairs), parameters, AdamW, sampling
-//   GPTData   HDF5 files: corpus, tokenizers, checkpoints
-//   GPTComm   the only module that talks MPI: Communicator
-//   GPTTrain  configs, data loader, the training loop, metrics
-//   gpt       the command-line tool
+//   GPTSupport     small shared pieces: monotonic clock, lock + condition, progress line,
+//                  interrupt cleanup, string quoting, the input error type
+//   GPTTokenizers  text <-> token ids: the char and byte-level BPE tokenizers, BPE training
+//   GPTCore        the model: kernels (forward/backward pairs), parameters, AdamW, sampling
+//   GPTData        files: the HDF5 wrapper, corpora (read, prepared from text or documents),
+//                  checkpoints, tokenizer files
+//   GPTComm        the only module that talks MPI: Communicator
+//   GPTTrain       configs, data loader, the training loop, metrics
+//   gpt            the command-line tool
 import PackageDescription
 
 // Release builds are what we measure (plain -O: preconditions stay checked,
@@ -41,24 +45,30 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
 
         // MARK: - Libraries
-        .target(name: "GPTCore", dependencies: ["CBLAS"], swiftSettings: hotLoopFlags),
-        .target(name: "GPTData", dependencies: ["CHDF5", "GPTCore"], swiftSettings: hotLoopFlags),
-        .target(name: "GPTComm", dependencies: ["CMPI"]),
+        .target(name: "GPTSupport"),
+        .target(name: "GPTTokenizers", dependencies: ["GPTSupport"], swiftSettings: hotLoopFlags),
+        .target(name: "GPTCore", dependencies: ["CBLAS", "GPTSupport"], swiftSettings: hotLoopFlags),
+        .target(name: "GPTData", dependencies: ["CHDF5", "GPTCore", "GPTTokenizers", "GPTSupport"],
+                swiftSettings: hotLoopFlags),
+        .target(name: "GPTComm", dependencies: ["CMPI", "GPTSupport"]),
         .target(name: "GPTTrain",
-                dependencies: ["GPTCore", "GPTData", "GPTComm", .product(name: "TOMLKit", package: "TOMLKit")],
+                dependencies: ["GPTCore", "GPTData", "GPTComm", "GPTSupport",
+                               .product(name: "TOMLKit", package: "TOMLKit")],
                 swiftSettings: hotLoopFlags),
 
         // MARK: - Command-line tool
         .executableTarget(name: "gpt",
-                          dependencies: ["GPTTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["GPTTrain", "GPTSupport",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: hotLoopFlags),
 
         // MARK: - Tests
         .target(name: "TestSupport", dependencies: ["GPTCore", "GPTData"], path: "Tests/TestSupport"),
         .testTarget(name: "GPTCoreTests", dependencies: ["GPTCore", "GPTData", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "GPTDataTests", dependencies: ["GPTData", "TestSupport"]),
-        .testTarget(name: "GPTTrainTests", dependencies: ["GPTTrain", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "GPTDataTests", dependencies: ["GPTData", "GPTSupport", "TestSupport"]),
+        .testTarget(name: "GPTTrainTests", dependencies: ["GPTTrain", "GPTSupport", "TestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "DistributedTests", dependencies: ["GPTTrain", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -17,6 +17,7 @@
 // must not call it; the Communicator enforces this.
 import CMPI
 import Foundation
+import GPTSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -154,54 +155,26 @@ private final class ReducerState {
     var shutdown = false
     var lastRound = BackgroundAllreducer.Round()
     private var caller = pthread_t()
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    private let lock = ConditionLock()
 
     init(communicator: Communicator, pollInterval: Double) {
         self.communicator = communicator
         self.pollInterval = pollInterval
-        pthread_mutex_init(&mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(&condition, &attributes)
-        pthread_condattr_destroy(&attributes)
     }
 
-    deinit {
-        pthread_cond_destroy(&condition)
-        pthread_mutex_destroy(&mutex)
-    }
-
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
-    }
+    func withLock<T>(_ body: () throws -> T) rethrows -> T { try lock.withLock(body) }
 
     /// Monotonic seconds, for timing on either thread.
-    static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
+    static func now() -> Double { monotonicSeconds() }
 
     /// Wakes the other side; call with the mutex held.
-    func signal() { pthread_cond_broadcast(&condition) }
+    func signal() { lock.broadcast() }
 
     /// Waits for a signal; call with the mutex held.
-    func wait() { pthread_cond_wait(&condition, &mutex) }
+    func wait() { lock.wait() }
 
     /// Waits for a signal or `seconds`; call with the mutex held.
-    func wait(seconds: Double) {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let total = Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9 + seconds
-        var deadline = timespec()
-        deadline.tv_sec = Int(total)
-        deadline.tv_nsec = Int((total - Double(Int(total))) * 1e9)
-        pthread_cond_timedwait(&condition, &mutex, &deadline)
-    }
+    func wait(seconds: Double) { lock.wait(seconds: seconds) }
 
     /// Opens a round; call with the mutex held, after MPI was handed to the communication thread.
     func beginRound(caller: pthread_t) {
@@ -213,15 +186,15 @@ private final class ReducerState {
 
     /// The communication thread's loop: sleep until a round starts, then run it.
     func run() {
-        pthread_mutex_lock(&mutex)
+        lock.lock()
         while true {
             while !active && !shutdown { wait() }
             if shutdown && !active { break }
-            pthread_mutex_unlock(&mutex)
+            lock.unlock()
             runRound()
-            pthread_mutex_lock(&mutex)
+            lock.lock()
         }
-        pthread_mutex_unlock(&mutex)
+        lock.unlock()
     }
 
     /// One round: start buckets as they arrive, test them every poll interval, wait for the rest at `finish`.

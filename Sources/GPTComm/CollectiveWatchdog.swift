@@ -9,6 +9,7 @@
 // one line naming the call and aborts the job.
 import CMPI
 import Foundation
+import GPTSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -54,78 +55,54 @@ private final class WatchdogState {
     let onTimeout: (String, Double) -> Void
     private var current: (what: String, started: Double)?
     private var stopped = false
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    private let lock = ConditionLock()
 
     init(limit: Double, onTimeout: @escaping (String, Double) -> Void) {
         self.limit = limit
         self.onTimeout = onTimeout
-        pthread_mutex_init(&mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(&condition, &attributes)
-        pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-        pthread_cond_destroy(&condition)
-        pthread_mutex_destroy(&mutex)
     }
 
     func begin(_ what: String) {
-        pthread_mutex_lock(&mutex)
+        lock.lock()
         current = (what, WatchdogState.now())
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
+        lock.signal()
+        lock.unlock()
     }
 
     func end() {
-        pthread_mutex_lock(&mutex)
+        lock.lock()
         current = nil
-        pthread_mutex_unlock(&mutex)
+        lock.unlock()
     }
 
     func stop() {
-        pthread_mutex_lock(&mutex)
+        lock.lock()
         stopped = true
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
+        lock.signal()
+        lock.unlock()
     }
 
     /// Sleeps until a call is in progress, then checks it a few times per limit (at least once a second).
     func run() {
-        pthread_mutex_lock(&mutex)
+        lock.lock()
         while !stopped {
             guard let call = current else {
-                pthread_cond_wait(&condition, &mutex)
+                lock.wait()
                 continue
             }
             let elapsed = WatchdogState.now() - call.started
             if elapsed >= limit {
-                pthread_mutex_unlock(&mutex)
+                lock.unlock()
                 onTimeout(call.what, elapsed)
                 return
             }
             sleep(seconds: min(limit - elapsed, max(0.05, min(1, limit / 4))))
         }
-        pthread_mutex_unlock(&mutex)
+        lock.unlock()
     }
 
     /// Waits up to `seconds` (or until signalled); call with the mutex held.
-    private func sleep(seconds: Double) {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let total = Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9 + seconds
-        var deadline = timespec()
-        deadline.tv_sec = Int(total)
-        deadline.tv_nsec = Int((total - Double(Int(total))) * 1e9)
-        pthread_cond_timedwait(&condition, &mutex, &deadline)
-    }
+    private func sleep(seconds: Double) { lock.wait(seconds: seconds) }
 
-    static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
+    static func now() -> Double { monotonicSeconds() }
 }

@@ -103,12 +103,26 @@ public func clipGradients(_ grads: UnsafeMutablePointer<Float>, count: Int, maxN
 
 // MARK: - Learning-rate schedule
 
-/// nanoGPT's schedule: linear warmup, cosine decay to min_lr, then constant.
+/// nanoGPT's learning-rate schedule (`get_lr`): linear warmup, cosine decay to `minLR`, then constant.
+///
+/// The one definition of the schedule: the trainer, the tests and `TrainConfig.lrSchedule` use it.
+/// For the 0-based iteration `it`:
+///
+///     it <  warmupIters:  learningRate * (it + 1) / (warmupIters + 1)
+///     it >  decayIters:   minLR
+///     otherwise:          minLR + 0.5 * (1 + cos(pi * ratio)) * (learningRate - minLR),
+///                         ratio = (it - warmupIters) / max(1, decayIters - warmupIters)
+///
+/// and `learningRate` at every iteration when `decay` is false. The ratio and cosine are in
+/// Double, the rest in Float.
 public struct LRSchedule: Sendable, Equatable {
+    /// Peak rate, reached at the end of the warmup.
     public var learningRate: Float
+    /// Final rate, from `decayIters` on.
     public var minLR: Float
     public var warmupIters: Int
     public var decayIters: Int
+    /// False keeps `learningRate` throughout.
     public var decay: Bool
 
     public init(learningRate: Float, minLR: Float, warmupIters: Int, decayIters: Int, decay: Bool = true) {

@@ -1,5 +1,6 @@
 import CBLAS
 import Dispatch
+import GPTSupport
 
 /// Throughput of one model's training step against cblas_sgemm on the same GEMM shapes.
 public enum Bench {
@@ -119,5 +120,5 @@ public enum Bench {
                           flopsPerStep: flopsPerToken(c, T: T) * Double(B * T), breakdown: breakdown)
     }
 
-    public static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+    public static func now() -> Double { monotonicSeconds() }
 }

@@ -1,4 +1,4 @@
-import Dispatch
+import GPTSupport
 
 /// Wall-clock time per kind of layer, summed over forward and backward.
 public final class Profiler {
@@ -21,14 +21,14 @@ public final class Profiler {
     }
 
     public private(set) var seconds = [Double](repeating: 0, count: Kind.allCases.count)
-    private var started: UInt64 = 0
+    private var started = 0.0
 
     public init() {}
 
-    @inline(__always) public func begin(_ kind: Kind) { started = DispatchTime.now().uptimeNanoseconds }
+    @inline(__always) public func begin(_ kind: Kind) { started = monotonicSeconds() }
 
     @inline(__always) public func end(_ kind: Kind) {
-        seconds[kind.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
+        seconds[kind.rawValue] += monotonicSeconds() - started
     }
 
     public func reset() { seconds = [Double](repeating: 0, count: Kind.allCases.count) }

@@ -4,6 +4,7 @@
 // place; every tensor carries a Fletcher-32 checksum that reads verify.
 import Foundation
 import GPTCore
+import GPTSupport
 
 // MARK: - Checkpoint
 

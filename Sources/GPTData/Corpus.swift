@@ -2,6 +2,10 @@
 // dataset plus its tokenizer (format in docs/FORMATS.md). Readers stream
 // token windows by hyperslab; nothing ever loads a whole split.
 import Foundation
+import GPTSupport
+// Corpora and checkpoints hand out tokenizers (`CorpusInfo.tokenizer`), so
+// code that reads them sees the tokenizer types without a second import.
+@_exported import GPTTokenizers
 
 // MARK: - Format
 
@@ -41,17 +45,6 @@ public struct CorpusInfo: Sendable {
 
 /// Reading and checking corpus files.
 public enum CorpusFile {
-    /// Writes the root attributes every corpus starts with: format, tokenizer, sources, creation time.
-    static func writeHeader(_ file: H5File, tokenizer: any Tokenizer, sources: [String]) throws {
-        try file.setAttribute("format", format)
-        try file.setAttribute("format_version", formatVersion)
-        try file.setAttribute("vocab_size", tokenizer.vocabSize)
-        try file.setAttribute("tokenizer_kind", tokenizer.kind)
-        try file.setAttribute("tokenizer", tokenizer.serialized())
-        try file.setAttribute("source", sources.joined(separator: "\n"))
-        try file.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
-    }
-
     public static let format = "swiftgpt-corpus"
     public static let formatVersion = 1
     /// Tokens per HDF5 chunk of the token datasets.
@@ -92,6 +85,32 @@ public enum CorpusFile {
     /// Reads and checks everything but the token values.
     static func info(of file: H5File) throws -> CorpusInfo {
         let path = file.path
+        let version = try checkFormat(of: file)
+        let vocabSize = try file.intAttribute("vocab_size")
+        guard vocabSize >= 1 else { throw DataError("\(path): vocab_size must be at least 1 (got \(vocabSize))") }
+        let tokenizer: any Tokenizer
+        do {
+            tokenizer = try makeTokenizer(kind: try file.stringAttribute("tokenizer_kind"),
+                                          serialized: try file.stringAttribute("tokenizer"))
+        } catch let error as TokenizerError {
+            throw DataError("\(path): \(error)")
+        }
+        guard tokenizer.vocabSize == vocabSize else {
+            throw DataError("\(path): the tokenizer has \(tokenizer.vocabSize) tokens but vocab_size is \(vocabSize)")
+        }
+        let train = try splitDataset(.train, of: file, vocabSize: vocabSize)
+        let val = try splitDataset(.val, of: file, vocabSize: vocabSize)
+        func optionalString(_ name: String) throws -> String {
+            file.hasAttribute(name) ? try file.stringAttribute(name) : ""
+        }
+        return CorpusInfo(path: path, formatVersion: version, vocabSize: vocabSize, tokenizer: tokenizer,
+                          trainTokens: train.count, valTokens: val.count, dtype: train.dtype,
+                          source: try optionalString("source"), created: try optionalString("created"))
+    }
+
+    /// Checks the `format` attribute and that the required attributes are there; returns the format version.
+    private static func checkFormat(of file: H5File) throws -> Int {
+        let path = file.path
         guard file.hasAttribute("format") else {
             throw DataError("\(path): not a swiftgpt corpus (no 'format' attribute); make one with `gpt prepare`")
         }
@@ -107,56 +126,40 @@ public enum CorpusFile {
             throw DataError("\(path): corpus format_version \(version) is newer than this build reads "
                             + "(\(Self.formatVersion)); update SwiftGPT")
         }
-        let vocabSize = try file.intAttribute("vocab_size")
-        guard vocabSize >= 1 else { throw DataError("\(path): vocab_size must be at least 1 (got \(vocabSize))") }
-        let tokenizer: any Tokenizer
-        do {
-            tokenizer = try makeTokenizer(kind: try file.stringAttribute("tokenizer_kind"),
-                                          serialized: try file.stringAttribute("tokenizer"))
-        } catch let error as TokenizerError {
-            throw DataError("\(path): \(error)")
+        return version
+    }
+
+    /// Checks the dataset of `split` (1-D, a token type that fits `vocabSize`, not empty, its count as recorded).
+    private static func splitDataset(_ split: CorpusSplit, of file: H5File,
+                                     vocabSize: Int) throws -> (count: Int, dtype: TokenDType) {
+        let path = file.path
+        let name = split.datasetPath
+        guard file.exists(name) else {
+            throw DataError("\(path): missing dataset '\(name)' (a corpus needs /train and /val); prepare it again")
         }
-        guard tokenizer.vocabSize == vocabSize else {
-            throw DataError("\(path): the tokenizer has \(tokenizer.vocabSize) tokens but vocab_size is \(vocabSize)")
+        let dataset = try file.openDataset(name, chunkCacheBytes: 0)
+        guard dataset.shape.count == 1 else {
+            throw DataError("\(path): dataset '\(name)' has shape \(dataset.shape); token datasets are 1-D")
         }
-        var counts: [CorpusSplit: Int] = [:]
-        var dtypes: [CorpusSplit: TokenDType] = [:]
-        for split in CorpusSplit.allCases {
-            let name = split.datasetPath
-            guard file.exists(name) else {
-                throw DataError("\(path): missing dataset '\(name)' (a corpus needs /train and /val); prepare it again")
-            }
-            let dataset = try file.openDataset(name, chunkCacheBytes: 0)
-            guard dataset.shape.count == 1 else {
-                throw DataError("\(path): dataset '\(name)' has shape \(dataset.shape); token datasets are 1-D")
-            }
-            guard let dtype = TokenDType(rawValue: dataset.elementType.rawValue) else {
-                throw DataError("\(path): dataset '\(name)' holds \(dataset.elementType); token ids must be uint16 "
-                                + "or uint32")
-            }
-            if dtype == .uint16 && vocabSize > 1 << 16 {
-                throw DataError("\(path): dataset '\(name)' is uint16 but vocab_size \(vocabSize) needs uint32")
-            }
-            guard dataset.count > 0 else {
-                throw DataError("\(path): split '\(split.rawValue)' is empty; prepare the corpus from more text")
-            }
-            let attribute = "\(split.rawValue)_tokens"
-            if file.hasAttribute(attribute) {
-                let recorded = try file.intAttribute(attribute)
-                guard recorded == dataset.count else {
-                    throw DataError("\(path): \(attribute) says \(recorded) but '\(name)' holds \(dataset.count) tokens; "
-                                    + "the file is incomplete, prepare it again")
-                }
-            }
-            counts[split] = dataset.count
-            dtypes[split] = dtype
+        guard let dtype = TokenDType(rawValue: dataset.elementType.rawValue) else {
+            throw DataError("\(path): dataset '\(name)' holds \(dataset.elementType); token ids must be uint16 "
+                            + "or uint32")
         }
-        func optionalString(_ name: String) throws -> String {
-            file.hasAttribute(name) ? try file.stringAttribute(name) : ""
+        if dtype == .uint16 && vocabSize > 1 << 16 {
+            throw DataError("\(path): dataset '\(name)' is uint16 but vocab_size \(vocabSize) needs uint32")
         }
-        return CorpusInfo(path: path, formatVersion: version, vocabSize: vocabSize, tokenizer: tokenizer,
-                          trainTokens: counts[.train]!, valTokens: counts[.val]!, dtype: dtypes[.train]!,
-                          source: try optionalString("source"), created: try optionalString("created"))
+        guard dataset.count > 0 else {
+            throw DataError("\(path): split '\(split.rawValue)' is empty; prepare the corpus from more text")
+        }
+        let attribute = "\(split.rawValue)_tokens"
+        if file.hasAttribute(attribute) {
+            let recorded = try file.intAttribute(attribute)
+            guard recorded == dataset.count else {
+                throw DataError("\(path): \(attribute) says \(recorded) but '\(name)' holds \(dataset.count) tokens; "
+                                + "the file is incomplete, prepare it again")
+            }
+        }
+        return (dataset.count, dtype)
     }
 }
 
@@ -203,138 +206,5 @@ public final class TokenSource {
     public func shard(rank: Int, world: Int) -> Range<Int> {
         precondition(world >= 1 && (0..<world).contains(rank), "rank \(rank) is not in a world of \(world)")
         return count * rank / world ..< count * (rank + 1) / world
-    }
-}
-
-// MARK: - Writing a character-level corpus
-
-/// Builds a character-level corpus from UTF-8 text files, as the lecture and nanoGPT's shakespeare_char do.
-///
-/// The inputs are concatenated in order; the vocabulary is their sorted
-/// distinct characters, or `tokenizer` when given (e.g. the pretraining
-/// corpus's, so a finetuning corpus shares its ids; any character outside it
-/// is an error). The first `int(n * (1 - valFraction))` characters are the
-/// train split, the rest val. Files are streamed twice (count, then encode),
-/// so memory does not grow with their size. The corpus is written to a
-/// temporary file in the output's directory and renamed to `output` only
-/// when complete; an existing `output` is replaced only then.
-@discardableResult
-public func prepareCharCorpus(inputs: [String], output: String, valFraction: Double = 0.1,
-                              tokenizer given: CharTokenizer? = nil) throws -> CorpusInfo {
-    guard !inputs.isEmpty else { throw DataError("no input text files given") }
-    guard valFraction > 0 && valFraction < 1 else {
-        throw DataError("the validation fraction must be between 0 and 1 (got \(valFraction))")
-    }
-    let outputURL = URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath()
-    for input in inputs where URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath() == outputURL {
-        throw DataError("\(output): the output would overwrite the input text file; choose another output path")
-    }
-
-    // Pass 1: count the characters and collect the vocabulary.
-    var total = 0
-    var characters = ScalarSet()
-    for input in inputs {
-        var fileCharacters = ScalarSet()
-        try TextFileReader.forEachBlock(of: input) { scalars in
-            for scalar in scalars {
-                fileCharacters.insert(scalar)
-                total += 1
-            }
-        }
-        if let given {
-            let unknown = fileCharacters.sorted.filter { given.id(of: $0) == nil }
-            if !unknown.isEmpty {
-                throw DataError("\(input): characters not in the given vocabulary: "
-                                + unknown.prefix(20).map(scalarDescription).joined(separator: ", ")
-                                + (unknown.count > 20 ? " and \(unknown.count - 20) more" : ""))
-            }
-        }
-        characters.formUnion(fileCharacters)
-    }
-    guard total > 0 else { throw DataError("the input text is empty: \(inputs.joined(separator: ", "))") }
-    let tokenizer = given ?? CharTokenizer(vocabulary: characters.sorted)
-    let trainCount = Int(Double(total) * (1 - valFraction))
-    guard trainCount > 0 && trainCount < total else {
-        throw DataError("the input text (\(total) characters) is too short to split into train and val with a "
-                        + "validation fraction of \(valFraction); give more text")
-    }
-
-    // Pass 2: encode and write.
-    try AtomicFile.write(to: output) { temporary in
-        let file = try H5File.create(temporary)
-        defer { file.close() }
-        try CorpusFile.writeHeader(file, tokenizer: tokenizer, sources: inputs)
-        switch TokenDType.fitting(vocabSize: tokenizer.vocabSize) {
-        case .uint16: try writeTokens(UInt16.self, file: file, inputs: inputs, tokenizer: tokenizer,
-                                      trainCount: trainCount, total: total)
-        case .uint32: try writeTokens(UInt32.self, file: file, inputs: inputs, tokenizer: tokenizer,
-                                      trainCount: trainCount, total: total)
-        }
-        try file.setAttribute("train_tokens", trainCount)
-        try file.setAttribute("val_tokens", total - trainCount)
-        try file.flush()
-    }
-    return try CorpusFile.open(output)
-}
-
-/// Encodes `inputs` and appends the first `trainCount` ids to /train and the rest to /val.
-private func writeTokens<T: H5Scalar & FixedWidthInteger>(_ type: T.Type, file: H5File, inputs: [String],
-                                                          tokenizer: CharTokenizer, trainCount: Int,
-                                                          total: Int) throws {
-    let train = try file.createExtendible(CorpusSplit.train.datasetPath, type: T.self, chunk: CorpusFile.chunkTokens)
-    let val = try file.createExtendible(CorpusSplit.val.datasetPath, type: T.self, chunk: CorpusFile.chunkTokens)
-    defer {
-        train.close()
-        val.close()
-    }
-    let capacity = 1 << 20
-    var pending: [T] = []
-    pending.reserveCapacity(capacity)
-    var position = 0 // tokens produced so far, including `pending`
-
-    func flush() throws {
-        let start = position - pending.count
-        let trainPart = max(0, min(pending.count, trainCount - start))
-        try pending.withUnsafeBufferPointer { tokens in
-            try train.append(UnsafeBufferPointer(rebasing: tokens[..<trainPart]))
-            try val.append(UnsafeBufferPointer(rebasing: tokens[trainPart...]))
-        }
-        pending.removeAll(keepingCapacity: true)
-    }
-
-    for input in inputs {
-        try TextFileReader.forEachBlock(of: input) { scalars in
-            for scalar in scalars {
-                guard let id = tokenizer.id(of: scalar) else {
-                    throw DataError("\(input): the file changed while the corpus was being prepared")
-                }
-                pending.append(T(truncatingIfNeeded: id))
-                position += 1
-                if pending.count == capacity { try flush() }
-            }
-        }
-    }
-    try flush()
-    guard position == total else { throw DataError("\(inputs.joined(separator: ", ")): the input changed while "
-                                                   + "the corpus was being prepared") }
-}
-
-/// A set of Unicode scalars with a table for ASCII, the common case.
-private struct ScalarSet {
-    private var ascii = [Bool](repeating: false, count: 128)
-    private var other = Set<Unicode.Scalar>()
-
-    mutating func insert(_ scalar: Unicode.Scalar) {
-        if scalar.isASCII { ascii[Int(scalar.value)] = true } else { other.insert(scalar) }
-    }
-
-    mutating func formUnion(_ set: ScalarSet) {
-        for i in 0..<128 where set.ascii[i] { ascii[i] = true }
-        other.formUnion(set.other)
-    }
-
-    /// The members sorted by scalar value.
-    var sorted: [Unicode.Scalar] {
-        (0..<128).filter { ascii[$0] }.map { Unicode.Scalar(UInt8($0)) } + other.sorted { $0.value < $1.value }
     }
 }

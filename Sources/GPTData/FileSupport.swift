@@ -1,24 +1,12 @@
-// Shared pieces of the corpus and checkpoint files: the error type for
-// format problems, crash-safe file replacement, and streaming text input.
+// Shared pieces of the corpus and checkpoint files: crash-safe file
+// replacement and streaming text input.
 import Foundation
+import GPTSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-// MARK: - Errors
-
-/// A data or checkpoint file (or its input) that cannot be used; the message says which file and what to fix.
-public struct DataError: Error, CustomStringConvertible, LocalizedError {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-    public var errorDescription: String? { message }
-}
-
-/// The text of the current `errno`.
-func errnoDescription() -> String { String(cString: strerror(errno)) }
 
 // MARK: - Crash-safe replacement
 
@@ -138,28 +126,4 @@ public enum TextFileReader {
         }
         return bytes.count // malformed: let validation report it
     }
-}
-
-// MARK: - String literals
-
-/// A double-quoted string literal for `s`, valid both as JSON and as a TOML
-/// basic string: quotes, backslashes and control characters (and DEL) escaped.
-public func quotedStringLiteral(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 || scalar.value == 0x7F {
-                out += String(format: "\\u%04X", scalar.value)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GPTData
+import GPTSupport
 
 // MARK: - MetricValue
 

@@ -1,5 +1,6 @@
 import Foundation
 import GPTCore
+import GPTSupport
 
 // MARK: - Console
 

@@ -2,6 +2,7 @@ import Foundation
 import GPTComm
 import GPTCore
 import GPTData
+import GPTSupport
 
 /// `gpt train`: the data-parallel training loop.
 ///
@@ -59,8 +60,7 @@ public final class Trainer {
         let mc = try RunSetup.modelConfig(ckpt, config: config, corpus: corpus, comm: comm)
         let start = RunSetup.startingModel(mc, checkpoint: ckpt, config: config, comm: comm, resume: resume, notes: &notes)
         (model, optimizer, state) = (start.model, start.optimizer, start.state)
-        schedule = LRSchedule(learningRate: Float(config.learningRate), minLR: Float(config.minLR),
-                              warmupIters: config.warmupIters, decayIters: config.lrDecayIters, decay: config.decayLR)
+        schedule = config.lrSchedule
 
         // Batches, evaluation, reports.
         let placement = SamplePlacement(rank: comm.rank, accumulation: config.gradientAccumulationSteps,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GPTCore
 import GPTData
+import GPTSupport
 
 /// `gpt inspect file.h5`: what a corpus or checkpoint holds, validated.
 struct InspectCommand: ParsableCommand {

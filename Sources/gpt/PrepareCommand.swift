@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GPTData
+import GPTSupport
 
 /// `gpt prepare --tokenizer char|bpe ... --out corpus.h5 <inputs>`
 struct PrepareCommand: ParsableCommand {
@@ -134,10 +135,7 @@ struct PrepareCommand: ParsableCommand {
             options.split = .byDocument(fraction: valFraction ?? 0.1, documents: valDocs)
         }
         let documents = try CorpusInputs.documents(inputs, include: include)
-        let outputURL = URL(fileURLWithPath: out).standardizedFileURL.resolvingSymlinksInPath()
-        for d in documents where URL(fileURLWithPath: d.path).standardizedFileURL.resolvingSymlinksInPath() == outputURL {
-            throw DataError("\(out): the output would overwrite the input \(d.path); choose another output path")
-        }
+        try CorpusInputs.checkOutput(out, isNot: documents.map(\.path))
         let bpe: BPETokenizer
         if let given {
             bpe = given
@@ -151,9 +149,7 @@ struct PrepareCommand: ParsableCommand {
             bpe = try trainTokenizer(documents: sample, vocabSize: vocabSize!, sampleMB: sampleMb, seed: seed,
                                      threads: options.threads)
             if let path = saveTokenizer {
-                try AtomicFile.write(to: path) { temporary in
-                    try bpe.serialized().write(toFile: temporary, atomically: false, encoding: .utf8)
-                }
+                try writeBPETokenizerFile(bpe, to: path)
                 print("wrote \(path): vocab \(bpe.vocabSize)")
             }
         }

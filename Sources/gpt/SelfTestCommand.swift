@@ -7,6 +7,7 @@
 import ArgumentParser
 import Foundation
 import GPTComm
+import GPTSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -543,7 +544,7 @@ private struct OverlapMeasurement {
         }
     }
 
-    private func now() -> Double { Date().timeIntervalSinceReferenceDate }
+    private func now() -> Double { monotonicSeconds() }
 
     private func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 

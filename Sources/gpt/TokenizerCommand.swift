@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GPTData
+import GPTSupport
 
 /// `gpt tokenizer train|encode|info`: byte-level BPE tokenizers.
 struct TokenizerCommand: ParsableCommand {
@@ -57,9 +58,7 @@ struct TokenizerCommand: ParsableCommand {
                 let documents = try CorpusInputs.documents(inputs, include: include)
                 let tokenizer = try trainTokenizer(documents: documents, vocabSize: vocabSize, sampleMB: sampleMb,
                                                    seed: seed, threads: TokenizerCommand.threads(threads))
-                try AtomicFile.write(to: out) { temporary in
-                    try tokenizer.serialized().write(toFile: temporary, atomically: false, encoding: .utf8)
-                }
+                try writeBPETokenizerFile(tokenizer, to: out)
                 print("wrote \(out): vocab \(tokenizer.vocabSize) (\(tokenizer.merges.count) merges + "
                       + "\(tokenizer.specialTokens.count) special)")
             } catch { fail(error) }
@@ -123,9 +122,7 @@ struct TokenizerCommand: ParsableCommand {
                     print(String(format: "  %5d  %@", 256 + i, visible(tok.bytes(of: Int32(256 + i))!)))
                 }
                 if let out {
-                    try AtomicFile.write(to: out) { temporary in
-                        try tok.serialized().write(toFile: temporary, atomically: false, encoding: .utf8)
-                    }
+                    try writeBPETokenizerFile(tok, to: out)
                     print("wrote \(out)")
                 }
             } catch { fail(error) }
@@ -147,28 +144,76 @@ struct TokenizerCommand: ParsableCommand {
     }
 }
 
+// MARK: - Training
+
 /// Trains a BPE tokenizer on `sampleMB` of the documents, with a progress line on stderr.
+///
+/// Documents with no text at all (empty files) are an error: there is nothing to learn merges from.
 func trainTokenizer(documents: [CorpusDocument], vocabSize: Int, sampleMB: Double, seed: UInt64,
                     threads: Int) throws -> BPETokenizer {
     let budget = Int(sampleMB * 1e6)
     let available = documents.reduce(0) { $0 + $1.fileBytes }
-    let start = Date()
-    let counting = StreamProgress(label: "tokenizer: counting words", total: min(budget, available), unit: .bytes)
+    let start = monotonicSeconds()
+    let counting = ProgressLine(total: min(budget, available), label: "tokenizer: counting words", unit: .bytes,
+                                output: ProgressLine.standardError)
+    counting.logInterval = 10
     let words = try BPETrainer.countWords(documents: documents, sampleBytes: budget, seed: seed, threads: threads,
                                           progress: counting)
-    counting.finish(done: words.textBytes)
-    let counted = Date()
+    guard words.textBytes > 0 else {
+        counting.finish()
+        let names = documents.prefix(3).map(\.path).joined(separator: ", ") + (documents.count > 3 ? ", ..." : "")
+        throw DataError("no text to learn merges from: \(names) \(documents.count == 1 ? "is" : "are") empty; "
+                        + "give files that hold text")
+    }
+    counting.finish(step: words.textBytes)
+    let counted = monotonicSeconds()
     let target = vocabSize - 257
-    let merging = StreamProgress(label: "tokenizer: merges", total: target, unit: .count)
-    let tokenizer = try BPETrainer.train(words: words, vocabSize: vocabSize) { merging.update(done: $0, tokens: nil) }
-    merging.finish(done: tokenizer.merges.count)
+    let merging = ProgressLine(total: target, label: "tokenizer: merges", output: ProgressLine.standardError)
+    merging.logInterval = 10
+    let tokenizer = try BPETrainer.train(words: words, vocabSize: vocabSize) { merging.update(step: $0) }
+    merging.finish(step: tokenizer.merges.count)
     FileHandle.standardError.write(Data(String(
         format: "tokenizer: %.1f MB of text, %d distinct words; counting %.1f s, %d merges %.1f s\n",
-        Double(words.textBytes) / 1e6, words.distinctWords, counted.timeIntervalSince(start),
-        tokenizer.merges.count, Date().timeIntervalSince(counted)).utf8))
+        Double(words.textBytes) / 1e6, words.distinctWords, counted - start,
+        tokenizer.merges.count, monotonicSeconds() - counted).utf8))
     if tokenizer.vocabSize < vocabSize {
         FileHandle.standardError.write(Data(("tokenizer: note: only \(tokenizer.vocabSize) ids, not \(vocabSize): no "
             + "pair occurs \(BPETrainer.minPairCount) times any more; give more text for a larger vocabulary\n").utf8))
     }
     return tokenizer
+}
+
+// MARK: - Measuring the encoder
+
+/// Size and speed of encoding some documents.
+struct EncodingMeasurement: Sendable {
+    let documents: Int
+    let bytes: Int
+    let tokens: Int
+    /// Seconds spent encoding (reading excluded).
+    let seconds: Double
+}
+
+/// Encodes up to `maxBytes` of the documents in batches and times the encoding alone.
+///
+/// With `check`, every piece's tokens are decoded and compared with its bytes.
+func measureEncoding(tokenizer: BPETokenizer, documents: [CorpusDocument], threads: Int,
+                     maxBytes: Int = .max, check: Bool = false) throws -> EncodingMeasurement {
+    let encoder = BPEEncoder(tokenizer: tokenizer, threads: threads)
+    let batcher = DocumentBatcher(documents: documents, batchBytes: 16 << 20, byteLimit: maxBytes)
+    var bytes = 0, tokens = 0
+    var seconds = 0.0
+    while let batch = try batcher.next() {
+        let start = monotonicSeconds()
+        let ids = encoder.encode(segments: batch)
+        seconds += monotonicSeconds() - start
+        for (segment, t) in zip(batch, ids) {
+            bytes += segment.bytes.count
+            tokens += t.count
+            if check && tokenizer.decodeBytes(t) != segment.bytes {
+                throw DataError("\(documents[segment.document].path): the tokens do not decode to the text")
+            }
+        }
+    }
+    return EncodingMeasurement(documents: batcher.documentsDone, bytes: bytes, tokens: tokens, seconds: seconds)
 }

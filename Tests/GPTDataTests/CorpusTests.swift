@@ -309,7 +309,9 @@ final class CorpusTests: XCTestCase {
             try file.setAttribute("format_version", 2)
         }
         assertOpenFails(newer, "\(newer): corpus format_version 2 is newer than this build reads (1); update SwiftGPT")
+    }
 
+    func testATokenOutsideTheVocabularyIsFound() throws {
         // A token id outside the vocabulary: found by validation and by every window read that covers it.
         let outOfRange = try makeCorpus("range.h5") { file in
             try file.write([UInt16(0), 1, 2, 3, 0], shape: [5], to: "/train", chunk: 2)

@@ -196,6 +196,11 @@ final class HDF5Tests: XCTestCase {
         XCTAssertTrue(file.hasAttribute("loss"))
         XCTAssertFalse(file.hasAttribute("nothing"))
         XCTAssertFalse(file.hasAttribute("unit", on: "/missing"))
+        try checkAttributeErrors(file, path)
+    }
+
+    /// The errors of `testAttributesOfEveryKind`'s file: missing attributes, wrong kinds, a read-only file.
+    private func checkAttributeErrors(_ file: H5File, _ path: String) throws {
         XCTAssertThrowsError(try file.deleteAttribute("nothing")) {
             XCTAssertEqual("\($0)", "\(path): no attribute 'nothing' on '/'")
         }

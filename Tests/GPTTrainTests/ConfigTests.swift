@@ -19,14 +19,14 @@ final class ConfigTests: XCTestCase {
     }
 
     /// Writes `text` to a file in the test directory and returns its path.
-    private func write(_ text: String, name: String = "run.toml") throws -> String {
+    func write(_ text: String, name: String = "run.toml") throws -> String {
         let url = directory.appendingPathComponent(name)
         try text.write(to: url, atomically: false, encoding: .utf8)
         return url.path
     }
 
     /// The one-line message of the `ConfigError` that `body` throws.
-    private func message(_ body: () throws -> Any, file: StaticString = #filePath, line: UInt = #line) -> String {
+    func message(_ body: () throws -> Any, file: StaticString = #filePath, line: UInt = #line) -> String {
         do {
             _ = try body()
             XCTFail("expected a ConfigError", file: file, line: line)
@@ -374,20 +374,24 @@ final class ConfigTests: XCTestCase {
 
     func testLearningRateSchedule() {
         var c = TrainConfig()  // lr 1e-3, min 1e-4, warmup 100, decay to 5000
-        XCTAssertEqual(c.learningRate(at: 0), 1e-3 / 101, accuracy: 1e-15)
-        XCTAssertEqual(c.learningRate(at: 99), 1e-3 * 100 / 101, accuracy: 1e-15)
-        XCTAssertEqual(c.learningRate(at: 100), 1e-3, accuracy: 1e-15)
-        XCTAssertEqual(c.learningRate(at: 2550), (1e-3 + 1e-4) / 2, accuracy: 1e-15)
-        XCTAssertEqual(c.learningRate(at: 5000), 1e-4, accuracy: 1e-15)
-        XCTAssertEqual(c.learningRate(at: 9000), 1e-4)
-        for step in 100..<5000 { XCTAssertGreaterThanOrEqual(c.learningRate(at: step), c.learningRate(at: step + 1)) }
+        XCTAssertEqual(c.lrSchedule, LRSchedule(learningRate: 1e-3, minLR: 1e-4, warmupIters: 100, decayIters: 5000))
+        var s = c.lrSchedule
+        XCTAssertEqual(s.lr(at: 0), 1e-3 / 101, accuracy: 1e-9)
+        XCTAssertEqual(s.lr(at: 99), 1e-3 * 100 / 101, accuracy: 1e-9)
+        XCTAssertEqual(s.lr(at: 100), 1e-3, accuracy: 1e-9)
+        XCTAssertEqual(s.lr(at: 2550), (1e-3 + 1e-4) / 2, accuracy: 1e-9)
+        XCTAssertEqual(s.lr(at: 5000), 1e-4)  // the cosine ends exactly at min_lr
+        XCTAssertEqual(s.lr(at: 9000), 1e-4)
+        for step in 100..<5000 { XCTAssertGreaterThanOrEqual(s.lr(at: step), s.lr(at: step + 1)) }
         c.warmupIters = 0
-        XCTAssertEqual(c.learningRate(at: 0), 1e-3, accuracy: 1e-15)
+        XCTAssertEqual(c.lrSchedule.lr(at: 0), 1e-3, accuracy: 1e-9)
         c.warmupIters = 5000
-        XCTAssertEqual(c.learningRate(at: 5000), 1e-4)  // warmup == decay end: no division by zero
+        s = c.lrSchedule
+        XCTAssertEqual(s.lr(at: 5000), 1e-3, accuracy: 1e-9)  // warmup == decay end: no division by zero
+        XCTAssertEqual(s.lr(at: 5001), 1e-4)
         c.decayLR = false
-        XCTAssertEqual(c.learningRate(at: 0), 1e-3)
-        XCTAssertEqual(c.learningRate(at: 9000), 1e-3)
+        XCTAssertEqual(c.lrSchedule.lr(at: 0), 1e-3)
+        XCTAssertEqual(c.lrSchedule.lr(at: 9000), 1e-3)
     }
 
     func testBucketsAndTokens() {
@@ -440,6 +444,41 @@ final class ConfigTests: XCTestCase {
             XCTAssertTrue(docs.contains(row), "docs/CONFIG.md has no row for \(parts[0])")
             let rowText = docs.components(separatedBy: "\n").first { $0.hasPrefix(row) } ?? ""
             XCTAssertTrue(rowText.contains("`\(parts[1])`"), "docs/CONFIG.md: default of \(parts[0]) should read `\(parts[1])`")
+        }
+    }
+
+    /// The key table of docs/CONFIG.md is the one the code generates from its key table.
+    ///
+    /// To regenerate it: `SWIFTGPT_WRITE_CONFIG_DOCS=1 swift test --filter ConfigTests/testDocsKeyTableIsGenerated`.
+    func testDocsKeyTableIsGenerated() throws {
+        let url = packageRoot.appendingPathComponent("docs/CONFIG.md")
+        let docs = try String(contentsOf: url, encoding: .utf8)
+        var lines = docs.components(separatedBy: "\n")
+        let start = try XCTUnwrap(lines.firstIndex(of: "| key | type | default | meaning |"), "docs/CONFIG.md has no key table")
+        let end = lines[start...].firstIndex { !$0.hasPrefix("|") } ?? lines.endIndex
+        let generated = TrainConfig.markdownKeyTable()
+        let documented = lines[start..<end].joined(separator: "\n") + "\n"
+        if documented != generated, ProcessInfo.processInfo.environment["SWIFTGPT_WRITE_CONFIG_DOCS"] == "1" {
+            lines.replaceSubrange(start..<end, with: generated.split(separator: "\n").map(String.init))
+            try lines.joined(separator: "\n").write(to: url, atomically: false, encoding: .utf8)
+            return
+        }
+        XCTAssertEqual(documented, generated, """
+            docs/CONFIG.md's key table differs from the code's; regenerate it with \
+            SWIFTGPT_WRITE_CONFIG_DOCS=1 swift test --filter ConfigTests/testDocsKeyTableIsGenerated. The table:
+            \(generated)
+            """)
+    }
+
+    func testKeyTable() {
+        let table = TrainConfig.markdownKeyTable().components(separatedBy: "\n")
+        XCTAssertTrue(table.contains("| `batch_size` | int >= 1 | `64` | Sequences per micro-batch on each rank. |"))
+        XCTAssertTrue(table.contains("| **AdamW optimizer** | | | |"))
+        XCTAssertTrue(table.contains { $0.hasPrefix("| `rng` | `\"counter\"` or `\"torch\"` | `\"counter\"` |") })
+        XCTAssertTrue(table.contains { $0.hasPrefix("| `dropout` | float in [0, 1) | `0.2` |") })
+        XCTAssertEqual(Set(TrainConfig.keys).count, TrainConfig.keys.count, "a key is listed twice")
+        for key in TrainConfig.keys {
+            XCTAssertEqual(table.filter { $0.hasPrefix("| `\(key)` |") }.count, 1, key)
         }
     }
 }

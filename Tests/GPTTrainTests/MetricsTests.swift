@@ -1,4 +1,5 @@
 import Foundation
+import GPTSupport
 import GPTTrain
 import XCTest
 

@@ -1,5 +1,11 @@
-import Dispatch
+// The one progress display of the project: training, evaluation, tokenizer
+// training and corpus preparation all report through a `ProgressLine`.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // MARK: - ProgressLine
 
@@ -9,13 +15,21 @@ import Foundation
 /// `train 1250/5000  25.0%  3.41 it/s  elapsed 6m06s  eta 18m20s  loss 1.8234`.
 /// Off a terminal (a log file, a batch job) `update` prints nothing, and the caller prints
 /// plain lines with `log`, which works in both modes: on a terminal it clears the status line,
-/// prints the line on standard output and redraws the status line below it.
+/// prints the line on standard output and redraws the status line below it. With `logInterval`,
+/// `update` off a terminal prints the status as a plain line that often (the first after one
+/// interval), and once at `total`.
 /// Rate and ETA come from an exponential moving average of the time per step, so they
 /// follow the current speed rather than the run's average; they are available in both modes.
+/// Steps can be bytes (`unit: .bytes`), shown in MB and MB/s, for jobs that stream files.
 public final class ProgressLine {
     /// Where a piece of output goes: the redrawn status line, or a plain log line.
     public enum Stream: Sendable {
         case status, log
+    }
+
+    /// What a step counts: a step of a loop, or a byte of a streamed input.
+    public enum Unit: Sendable {
+        case steps, bytes
     }
 
     /// The step count at which the loop is done.
@@ -24,8 +38,12 @@ public final class ProgressLine {
     public let label: String
     /// Whether output goes to a terminal that can redraw a line.
     public let isTTY: Bool
-    /// Weight of the newest step time in the moving average.
-    public var smoothing = 0.1
+    /// What a step counts.
+    public let unit: Unit
+    /// Weight of the newest step time in the moving average (per step; per byte for `.bytes`).
+    public var smoothing: Double
+    /// Off a terminal, seconds between two status lines printed by `update`; nil prints none.
+    public var logInterval: Double?
     /// Minimum seconds between two redraws (the last step is always drawn).
     public var redrawInterval = 0.1
 
@@ -38,21 +56,28 @@ public final class ProgressLine {
     private var lastTime = 0.0
     private var averageStepSeconds: Double?
     private var lastDrawTime = -Double.infinity
+    /// When `update` last printed a status line off a terminal, and at which step.
+    private var lastLogTime: Double?
+    private var lastLoggedStep: Int?
+    private var loggedTotal = false
     private var shown = ""
 
     /// A progress line counting to `total`.
     ///
     /// - Parameters:
+    ///   - unit: what a step counts; bytes are shown in MB and MB/s.
     ///   - isTTY: redraw in place; by default, whether standard error is a terminal.
     ///   - clock: monotonic seconds; the default is the system's monotonic clock.
     ///   - output: receives the text to print; by default the status line goes to standard
     ///     error and log lines to standard output, each flushed at once.
-    public init(total: Int, label: String, isTTY: Bool = isatty(STDERR_FILENO) != 0,
+    public init(total: Int, label: String, unit: Unit = .steps, isTTY: Bool = isatty(STDERR_FILENO) != 0,
                 clock: @escaping () -> Double = monotonicSeconds,
                 output: @escaping (Stream, String) -> Void = ProgressLine.standardOutput) {
         self.total = total
         self.label = label
         self.isTTY = isTTY
+        self.unit = unit
+        self.smoothing = unit == .bytes ? 1e-7 : 0.1
         self.clock = clock
         self.output = output
         self.startTime = clock()
@@ -81,9 +106,25 @@ public final class ProgressLine {
             lastStep = step
             lastTime = now
         }
-        guard isTTY, now - lastDrawTime >= redrawInterval || step >= total else { return }
-        lastDrawTime = now
-        draw(render(step: step, extra: extra))
+        if isTTY {
+            guard now - lastDrawTime >= redrawInterval || step >= total else { return }
+            lastDrawTime = now
+            draw(render(step: step, extra: extra))
+        } else {
+            logIfDue(step: step, extra: extra, now: now)
+        }
+    }
+
+    /// Off a terminal, with `logInterval`: prints the status as a plain line when one is due or `forced`.
+    ///
+    /// A line is due one interval after the last (or the start), and at `total`; none follows the one at `total`.
+    private func logIfDue(step: Int, extra: String, now: Double, forced: Bool = false) {
+        guard let interval = logInterval, !loggedTotal, lastLoggedStep != step else { return }
+        guard forced || now - (lastLogTime ?? startTime) >= interval || (step >= total && total > 0) else { return }
+        lastLogTime = now
+        lastLoggedStep = step
+        loggedTotal = step >= total
+        output(.log, render(step: step, extra: extra) + "\n")
     }
 
     /// Prints a plain line; on a terminal the status line is kept below it.
@@ -95,6 +136,17 @@ public final class ProgressLine {
         output(.status, "\r\u{1B}[K")
         output(.log, line + "\n")
         output(.status, "\r" + shown + "\u{1B}[K")
+    }
+
+    /// Shows the status at `step` a last time (on a terminal, and off one with `logInterval`), then ends the line.
+    public func finish(step: Int, extra: String = "") {
+        update(step: step, extra: extra)
+        if isTTY {
+            draw(render(step: step, extra: extra))
+        } else {
+            logIfDue(step: step, extra: extra, now: clock(), forced: true)
+        }
+        finish()
     }
 
     /// Ends the status line so that later output starts on a fresh line. Safe to call twice.
@@ -123,9 +175,15 @@ public final class ProgressLine {
     /// The status line for `step`, as `update` draws it (without the terminal control codes).
     public func render(step: Int, extra: String = "") -> String {
         let percent = total > 0 ? 100 * Double(step) / Double(total) : 100
-        var parts = ["\(label) \(step)/\(total)", String(format: "%5.1f%%", percent)]
+        let count = unit == .bytes ? String(format: "%.1f/%.1f MB", Double(step) / 1e6, Double(total) / 1e6)
+                                   : "\(step)/\(total)"
+        var parts = ["\(label) \(count)", String(format: "%5.1f%%", percent)]
         if let average = averageStepSeconds, average > 0 {
-            parts.append(average <= 1 ? String(format: "%.2f it/s", 1 / average) : String(format: "%.2f s/it", average))
+            switch unit {
+            case .bytes: parts.append(String(format: "%.1f MB/s", 1e-6 / average))
+            case .steps: parts.append(average <= 1 ? String(format: "%.2f it/s", 1 / average)
+                                                   : String(format: "%.2f s/it", average))
+            }
         }
         parts.append("elapsed " + formatDuration(elapsedSeconds))
         if let eta = etaSeconds { parts.append("eta " + formatDuration(eta)) }
@@ -143,6 +201,12 @@ public final class ProgressLine {
         output(.status, "\r" + text + "\u{1B}[K")
     }
 
+    /// Writes the status line and log lines to standard error, flushed (for tools whose standard output is data).
+    public static func standardError(_ stream: Stream, _ text: String) {
+        fputs(text, stderr)
+        fflush(stderr)
+    }
+
     /// Writes the status line to standard error and log lines to standard output, flushed.
     public static func standardOutput(_ stream: Stream, _ text: String) {
         switch stream {
@@ -156,45 +220,9 @@ public final class ProgressLine {
     }
 }
 
-/// Seconds on the system's monotonic clock (not affected by changes to the wall clock).
-public func monotonicSeconds() -> Double {
-    Double(DispatchTime.now().uptimeNanoseconds) / 1e9
-}
-
 /// Width of the terminal on standard error, or 0 when unknown.
 private func terminalColumns() -> Int {
     var size = winsize()
     guard ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0 else { return 0 }
     return Int(size.ws_col)
-}
-
-// MARK: - Formatting
-
-/// A duration for humans: "12.3s" under a minute, "3m05s" under an hour, then "1h02m".
-///
-/// Negative, non-finite or absurdly long durations (no meaningful estimate) give "--".
-public func formatDuration(_ seconds: Double) -> String {
-    guard seconds.isFinite, seconds >= 0, seconds < 1e15 else { return "--" }
-    let tenths = (seconds * 10).rounded() / 10
-    if tenths < 60 { return String(format: "%.1fs", tenths) }
-    let whole = Int(seconds.rounded())
-    if whole < 3600 { return String(format: "%dm%02ds", whole / 60, whole % 60) }
-    let minutes = Int((seconds / 60).rounded())
-    return String(format: "%dh%02dm", minutes / 60, minutes % 60)
-}
-
-/// A count with three significant digits and a suffix: 999, "1.23k", "45.6M", "124M", "1.50B", "2.00T".
-public func formatCount(_ n: Int) -> String {
-    let sign = n < 0 ? "-" : ""
-    let magnitude = Double(n.magnitude)
-    if magnitude < 1000 { return String(n) }
-    let suffixes = ["k", "M", "B", "T", "P", "E"]
-    for (i, suffix) in suffixes.enumerated() {
-        let v = magnitude / pow(1000, Double(i + 1))
-        // Choose the decimals from the value as it will be rounded, so 9.996k reads "10.0k".
-        if v < 9.995 { return sign + String(format: "%.2f", v) + suffix }
-        if v < 99.95 { return sign + String(format: "%.1f", v) + suffix }
-        if v < 999.5 || i == suffixes.count - 1 { return sign + String(format: "%.0f", v) + suffix }
-    }
-    return String(n)
 }

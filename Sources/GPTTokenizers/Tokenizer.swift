@@ -51,7 +51,7 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
 }
 
 /// A character for messages: printable ones quoted, all with their code point.
-func scalarDescription(_ scalar: Unicode.Scalar) -> String {
+public func scalarDescription(_ scalar: Unicode.Scalar) -> String {
     let hex = String(scalar.value, radix: 16, uppercase: true)
     let code = "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
     let printable = scalar.properties.generalCategory != .control && !scalar.properties.isWhitespace

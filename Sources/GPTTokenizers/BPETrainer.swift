@@ -3,6 +3,7 @@
 // pair counts up to date incrementally (only the words holding the merged
 // pair are touched) instead of recounting everything for every merge.
 import Foundation
+import GPTSupport
 
 // MARK: - Word counts
 
@@ -180,19 +181,7 @@ private struct MergeLearner {
             guard holds else { continue }
             let f = frequency[w]
             for k in s..<(s + n - 1) { decrement(pairKey(symbols[k], symbols[k + 1]), by: f) }
-            var r = s
-            var out = s
-            while r < s + n {
-                if r + 1 < s + n && symbols[r] == merge.left && symbols[r + 1] == merge.right {
-                    symbols[out] = id
-                    r += 2
-                } else {
-                    symbols[out] = symbols[r]
-                    r += 1
-                }
-                out += 1
-            }
-            let m = out - s
+            let m = symbols.apply(merge, as: id, in: s..<(s + n)) - s
             length[w] = Int32(m)
             for k in s..<(s + m - 1) {
                 let a = symbols[k], b = symbols[k + 1]

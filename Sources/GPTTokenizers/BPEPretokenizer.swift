@@ -15,7 +15,7 @@ enum PretokenClass: UInt8 {
 }
 
 /// Splits bytes into GPT-2 pre-tokens (words with their leading space, digit runs, punctuation runs, whitespace).
-struct Pretokenizer {
+public struct Pretokenizer {
     /// Classes of the ASCII characters.
     private static let asciiClasses: [PretokenClass] = (0..<128).map { byte in
         classify(Unicode.Scalar(UInt8(byte)))
@@ -155,34 +155,46 @@ struct Pretokenizer {
     /// never extends into following whitespace), and the whitespace run after
     /// it starts there in either case. ASCII bytes never belong to a
     /// multi-byte UTF-8 sequence, so the character decoding agrees as well.
-    static func safeCut(in bytes: UnsafeBufferPointer<UInt8>, lower: Int, upper: Int) -> Int? {
+    public static func safeCut(in bytes: UnsafeBufferPointer<UInt8>, lower: Int, upper: Int) -> Int? {
         guard lower >= 1, upper < bytes.count, lower <= upper else { return nil }
-        var cut = upper
-        while cut >= lower {
-            let b = bytes[cut]
-            if b == 0x20 || b == 0x0A {
-                let before = bytes[cut - 1]
-                if before > 0x20 && before < 0x7F { return cut }
-            }
-            cut -= 1
-        }
-        return nil
+        return stride(from: upper, through: lower, by: -1).first { isSafeCut(bytes, at: $0) }
     }
-}
 
-extension Pretokenizer {
     /// The smallest safe cut at or after `from` (>= 1), or nil.
-    static func firstSafeCut(in bytes: UnsafeBufferPointer<UInt8>, from: Int) -> Int? {
-        var cut = max(1, from)
-        while cut < bytes.count {
-            let b = bytes[cut]
-            if b == 0x20 || b == 0x0A {
-                let before = bytes[cut - 1]
-                if before > 0x20 && before < 0x7F { return cut }
+    public static func firstSafeCut(in bytes: UnsafeBufferPointer<UInt8>, from: Int) -> Int? {
+        let lower = max(1, from)
+        guard lower < bytes.count else { return nil }
+        return (lower..<bytes.count).first { isSafeCut(bytes, at: $0) }
+    }
+
+    /// Whether the split restarts cleanly at `cut` (1 <= cut < count): see `safeCut`.
+    @inline(__always)
+    private static func isSafeCut(_ bytes: UnsafeBufferPointer<UInt8>, at cut: Int) -> Bool {
+        let b = bytes[cut]
+        guard b == 0x20 || b == 0x0A else { return false }
+        let before = bytes[cut - 1]
+        return before > 0x20 && before < 0x7F
+    }
+
+    /// `bytes` cut at safe points into consecutive ranges of about `pieceBytes` each, covering all of it.
+    ///
+    /// A range is cut only when more than 1.5 `pieceBytes` remain: at the last
+    /// safe cut within `pieceBytes`, else at the first one after (a huge word),
+    /// else not at all. Each range pre-tokenizes as it would within the whole.
+    public static func pieces(of bytes: UnsafeBufferPointer<UInt8>, pieceBytes: Int) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var start = 0
+        while start < bytes.count {
+            var end = bytes.count
+            let rest = UnsafeBufferPointer(rebasing: bytes[start...])
+            if rest.count > pieceBytes * 3 / 2,
+               let cut = safeCut(in: rest, lower: 1, upper: pieceBytes) ?? firstSafeCut(in: rest, from: pieceBytes + 1) {
+                end = start + cut
             }
-            cut += 1
+            ranges.append(start..<end)
+            start = end
         }
-        return nil
+        return ranges
     }
 }
 

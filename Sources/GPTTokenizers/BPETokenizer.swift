@@ -4,6 +4,7 @@
 // (the end-of-document token) take the last ids. Encoding runs over many
 // threads with a word -> ids cache per thread.
 import Foundation
+import GPTSupport
 
 // MARK: - Merges
 
@@ -20,6 +21,28 @@ public struct BPEMerge: Hashable, Sendable {
     /// The pair as one 64-bit key.
     @inline(__always)
     var key: UInt64 { UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right)) }
+}
+
+extension Array where Element == Int32 {
+    /// Replaces each occurrence of `merge`'s pair in `self[range]`, left to right, by `id`, moving the rest up.
+    ///
+    /// Returns the new end of the range; the elements from there to `range.upperBound` are left over.
+    @inline(__always)
+    mutating func apply(_ merge: BPEMerge, as id: Int32, in range: Range<Int>) -> Int {
+        var read = range.lowerBound
+        var write = range.lowerBound
+        while read < range.upperBound {
+            if read + 1 < range.upperBound && self[read] == merge.left && self[read + 1] == merge.right {
+                self[write] = id
+                read += 2
+            } else {
+                self[write] = self[read]
+                read += 1
+            }
+            write += 1
+        }
+        return write
+    }
 }
 
 // MARK: - Tokenizer
@@ -266,20 +289,7 @@ extension BPETables {
                 if let r = rank(parts[k], parts[k + 1]), r < best { best = r }
             }
             if best == Int32.max { break }
-            let m = merges[Int(best)]
-            let merged = Int32(256) + best
-            var w = 0
-            var k = 0
-            while k < parts.count {
-                if k + 1 < parts.count && parts[k] == m.left && parts[k + 1] == m.right {
-                    parts[w] = merged
-                    k += 2
-                } else {
-                    parts[w] = parts[k]
-                    k += 1
-                }
-                w += 1
-            }
+            let w = parts.apply(merges[Int(best)], as: Int32(256) + best, in: 0..<parts.count)
             parts.removeLast(parts.count - w)
         }
         out.append(contentsOf: parts)
@@ -391,19 +401,8 @@ public final class BPEEncoder {
         // Cut every piece into sub-pieces of about pieceBytes at safe points.
         var work: [(piece: Int, bytes: UnsafeBufferPointer<UInt8>)] = []
         for (p, bytes) in pieces.enumerated() {
-            var start = 0
-            while start < bytes.count {
-                var end = bytes.count
-                let rest = UnsafeBufferPointer(rebasing: bytes[start...])
-                if rest.count > Self.pieceBytes * 3 / 2 {
-                    // The last safe cut within pieceBytes, else the first one after (a huge word).
-                    if let cut = Pretokenizer.safeCut(in: rest, lower: 1, upper: Self.pieceBytes)
-                        ?? Pretokenizer.firstSafeCut(in: rest, from: Self.pieceBytes + 1) {
-                        end = start + cut
-                    }
-                }
-                work.append((p, UnsafeBufferPointer(rebasing: bytes[start..<end])))
-                start = end
+            for range in Pretokenizer.pieces(of: bytes, pieceBytes: Self.pieceBytes) {
+                work.append((p, UnsafeBufferPointer(rebasing: bytes[range])))
             }
         }
         var results = [[Int32]](repeating: [], count: work.count)
@@ -415,12 +414,8 @@ public final class BPEEncoder {
             let work = work
             results.withUnsafeMutableBufferPointer { results in
                 let out = results.baseAddress!
-                DispatchQueue.concurrentPerform(iterations: workers) { t in
-                    var i = t
-                    while i < work.count {
-                        (out + i).pointee = caches[t].encode(work[i].bytes)
-                        i += workers
-                    }
+                concurrentStrided(count: work.count, threads: workers) { t, i in
+                    (out + i).pointee = caches[t].encode(work[i].bytes)
                 }
             }
         }
