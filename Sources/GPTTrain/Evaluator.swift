@@ -14,6 +14,8 @@ public final class Evaluator {
     /// The exact-match accuracy on a task's test problems, for a run on a task.
     public var accuracy: AccuracyEvaluator?
     private let batch: TokenBatch
+    /// Positions per evaluation row (block_size, or a task's row length).
+    public var rowLength: Int { batch.T }
 
     public init(model: GPT, source: BatchSource, comm: Communicator, iters: Int, batch: TokenBatch) {
         self.model = model; self.source = source; self.comm = comm; self.iters = iters; self.batch = batch

@@ -235,7 +235,7 @@ enum RunSetup {
         do {
             _ = try corpus.tokenizer.encodeChecked(config.samplePrompt)
         } catch {
-            throw TrainError("sample_prompt: \(error) (corpus \(config.dataset)); change sample_prompt to "
+            throw TrainError("sample_prompt: \(error) (corpus \(corpus.path)); change sample_prompt to "
                 + "characters of the training text, or set sample_tokens = 0")
         }
     }

@@ -46,18 +46,7 @@ struct EvalCommand: ParsableCommand {
                 throw TrainError(error, about: "cannot evaluate: ", hint: hint)
             }
             var cfg = try TrainConfig.load(toml: ckpt.runConfig, source: checkpoint)
-            if cfg.task != .none {
-                if dataset != nil { throw TrainError("--dataset: the checkpoint learned the \(cfg.task.rawValue) task, which reads no corpus") }
-            } else if let dataset {
-                guard FileManager.default.fileExists(atPath: dataset) else {
-                    throw TrainError("--dataset \(dataset) not found; give a corpus made by `gpt prepare` with the "
-                        + "checkpoint's tokenizer")
-                }
-                cfg.dataset = dataset
-            } else if !FileManager.default.fileExists(atPath: cfg.dataset) {
-                throw TrainError("the corpus the checkpoint was trained on, \(cfg.dataset), is not there; "
-                    + "pass --dataset with the path of a corpus made with the same tokenizer")
-            }
+            try chooseCorpus(&cfg)
             cfg.evalIters = iters
             cfg.batchSize = batchSize
             cfg.seed = seed
@@ -66,12 +55,30 @@ struct EvalCommand: ParsableCommand {
             if comm.isRoot {
                 print(String(format: "%@ on %@: train loss %.4f, val loss %.4f (%d batches of %d x %d per split)",
                              checkpoint as NSString, (cfg.task == .none ? cfg.dataset : "its task") as NSString, train, val,
-                             iters, batchSize, evaluator.model.config.blockSize))
+                             iters, batchSize, evaluator.rowLength))
             }
             if let task = ArithmeticTask(cfg) { try reportAccuracy(task, evaluator: evaluator, comm: comm) }
             comm.finalize()
         } catch {
             fail(error)
+        }
+    }
+
+    /// The corpus to evaluate on: --dataset, else the one the checkpoint was trained on; none for a task.
+    private func chooseCorpus(_ cfg: inout TrainConfig) throws {
+        if cfg.task != .none {
+            guard dataset == nil else {
+                throw TrainError("--dataset: the checkpoint learned the \(cfg.task.rawValue) task, which reads no corpus")
+            }
+        } else if let dataset {
+            guard FileManager.default.fileExists(atPath: dataset) else {
+                throw TrainError("--dataset \(dataset) not found; give a corpus made by `gpt prepare` with the "
+                    + "checkpoint's tokenizer")
+            }
+            cfg.dataset = dataset
+        } else if !FileManager.default.fileExists(atPath: cfg.dataset) {
+            throw TrainError("the corpus the checkpoint was trained on, \(cfg.dataset), is not there; "
+                + "pass --dataset with the path of a corpus made with the same tokenizer")
         }
     }
 

@@ -23,7 +23,7 @@ public struct AccuracyReport: Sendable, Equatable {
     public var byDigits: [Int: Count] = [:]
     /// By operator.
     public var byOperator: [ArithmeticOperator: Count] = [:]
-    /// A few wrong answers (rank 0's first ones).
+    /// A few wrong answers (rank 0's first ones, each problem once).
     public var mistakes: [Mistake] = []
 
     public var accuracy: Double { overall.accuracy }
@@ -94,8 +94,9 @@ public final class AccuracyEvaluator {
             let cell = 2 * ((p.digits - 1) * ops.count + ops.firstIndex(of: p.op)!)
             counts[cell] += right ? 1 : 0
             counts[cell + 1] += 1
-            if !right && mistakes.count < mistakesShown {
-                mistakes.append(.init(prompt: p.prompt(task.format), expected: p.completion(task.format), got: got))
+            let prompt = p.prompt(task.format)
+            if !right && mistakes.count < mistakesShown && !mistakes.contains(where: { $0.prompt == prompt }) {
+                mistakes.append(.init(prompt: prompt, expected: p.completion(task.format), got: got))
             }
         }
         if comm.size > 1 { comm.allreduce(&counts, count: counts.count, op: .sum) }
