@@ -1,6 +1,6 @@
 // The arithmetic task in training: masked positions get no gradient, a short run learns
-// one-digit addition, gpt eval and gpt sample read its checkpoint, and bad task configs fail
-// with one clear error line.
+// one-digit addition, gpt eval and gpt sample read its checkpoint, a resume is bit-exact, and
+// bad task configs fail with one clear error line.
 import Foundation
 import GPTCore
 import GPTData
@@ -83,6 +83,22 @@ final class ArithmeticTrainingTests: XCTestCase {
         XCTAssertTrue(e.output.contains("test accuracy, operands of 1...1 digits"), e.output)
         let s = try gpt(["sample", run + "/latest.h5", "--prompt", "3+4=", "--temperature", "0", "--tokens", "10"])
         XCTAssertEqual(s.output, "3+4=7$\n", "greedy answer, ended at the end marker")
+    }
+
+    /// 20 steps straight = 10 steps + resume + 10, bit for bit: the task's batches have no state to save.
+    func testResumeIsBitIdentical() throws {
+        let tmp = try TemporaryDirectory(prefix: "swiftgpt-arith")
+        let common = Self.oneDigit + ["eval_interval=10", "lr_decay_iters=20", "keep_checkpoints=0", "task_test_problems=20"]
+        func train(_ dir: String, _ steps: Int, resume: Bool = false) throws {
+            try gpt(["train"] + (resume ? ["--resume"] : []) + (common + ["out_dir=\(dir)", "max_iters=\(steps)"]).flatMap { ["--set", $0] })
+        }
+        try train(tmp.file("straight"), 20)
+        try train(tmp.file("split"), 10)
+        try train(tmp.file("split"), 20, resume: true)
+        let a = try Checkpoint.read(from: tmp.file("straight") + "/ckpt_0000020.h5")
+        let b = try Checkpoint.read(from: tmp.file("split") + "/ckpt_0000020.h5")
+        XCTAssertEqual(a.parameters.map(\.bitPattern), b.parameters.map(\.bitPattern))
+        XCTAssertEqual(a.adamV!, b.adamV!)
     }
 
     // MARK: - Bad task configs
