@@ -2,9 +2,12 @@
 //
 // Open MPI runs non-blocking collectives (libnbc) from its progress engine,
 // which turns only inside MPI calls made by the main thread. A request that
-// is started and then left alone therefore mostly waits until `wait()`; the
-// trainer calls `Communicator.progress()` between layers of backward to move
+// is started and then left alone therefore mostly waits until `wait()`; a
+// caller calls `Communicator.progress()` between pieces of computation to move
 // outstanding requests forward. docs/DISTRIBUTED.md has the measurements.
+//
+// Package access: `gpt selftest comm` checks and measures it; the trainer
+// overlaps through `BackgroundAllreducer` instead.
 import CMPI
 import Foundation
 
@@ -17,7 +20,7 @@ extension Communicator {
     /// (`wait()`, or `test()` returning true). Every rank must start the same
     /// requests in the same order. With `.mean` the buffer is divided by the
     /// number of ranks when the request completes.
-    public func iallreduce(_ buf: UnsafeMutablePointer<Float>, count: Int,
+    package func iallreduce(_ buf: UnsafeMutablePointer<Float>, count: Int,
                            op: FloatReduction = .sum) -> AllreduceRequest {
         enter("iallreduce")
         validate(count: count, "iallreduce(\(count) floats)")
@@ -46,7 +49,7 @@ extension Communicator {
     /// Cheap when nothing is outstanding. Call it between pieces of computation
     /// (e.g. after each layer's backward) so that communication overlaps them.
     @discardableResult
-    public func progress() -> Int {
+    package func progress() -> Int {
         guard !outstanding.isEmpty else { return 0 }
         enter("progress")
         let t0 = MPI_Wtime()
@@ -57,17 +60,17 @@ extension Communicator {
     }
 
     /// Number of non-blocking allreduces started and not yet known to be complete.
-    public var outstandingRequests: Int { outstanding.count }
+    package var outstandingRequests: Int { outstanding.count }
 }
 
 // MARK: - AllreduceRequest
 
 /// A running non-blocking allreduce; complete it with `wait()` or poll it with `test()`.
-public final class AllreduceRequest {
+package final class AllreduceRequest {
     /// Whether the result is in the buffer.
-    public private(set) var isComplete = false
+    package private(set) var isComplete = false
     /// Number of floats being reduced.
-    public let count: Int
+    package let count: Int
 
     private unowned let communicator: Communicator
     private let buffer: UnsafeMutablePointer<Float>
@@ -85,7 +88,7 @@ public final class AllreduceRequest {
     }
 
     /// Blocks until the allreduce is complete; the time spent counts as exposed communication.
-    public func wait() {
+    package func wait() {
         guard !isComplete else { return }
         let comm = communicator
         comm.enter("AllreduceRequest.wait")
@@ -101,7 +104,7 @@ public final class AllreduceRequest {
     }
 
     /// Moves the allreduce forward without blocking; returns whether it is complete.
-    public func test() -> Bool {
+    package func test() -> Bool {
         guard !isComplete else { return true }
         let comm = communicator
         comm.enter("AllreduceRequest.test")
@@ -126,6 +129,6 @@ public final class AllreduceRequest {
 
     private func finish() {
         isComplete = true
-        if op == .mean { Communicator.divide(buffer, count: count, by: Float(communicator.size)) }
+        if op == .mean { Float.divide(buffer, count: count, by: communicator.size) }
     }
 }

@@ -122,7 +122,7 @@ public final class BackgroundAllreducer {
     /// the communication thread's busy time goes to `timing.backgroundSeconds`.
     public func finish() {
         // A clock outside MPI: the communication thread owns MPI until the round ends.
-        let t0 = ReducerState.now()
+        let t0 = monotonicSeconds()
         let round: Round? = communicator.blocking("gradient allreduce (communication thread)") {
             state.withLock {
                 guard state.active else { return nil }
@@ -133,7 +133,7 @@ public final class BackgroundAllreducer {
             }
         }
         guard var round else { return }
-        let waited = ReducerState.now() - t0
+        let waited = monotonicSeconds() - t0
         round.waitSeconds = waited
         state.withLock { state.lastRound.waitSeconds = waited }
         communicator.timing.waitSeconds += waited
@@ -164,9 +164,6 @@ private final class ReducerState {
 
     func withLock<T>(_ body: () throws -> T) rethrows -> T { try lock.withLock(body) }
 
-    /// Monotonic seconds, for timing on either thread.
-    static func now() -> Double { monotonicSeconds() }
-
     /// Wakes the other side; call with the mutex held.
     func signal() { lock.broadcast() }
 
@@ -184,17 +181,14 @@ private final class ReducerState {
         lastRound = BackgroundAllreducer.Round()
     }
 
-    /// The communication thread's loop: sleep until a round starts, then run it.
+    /// The communication thread's loop: sleep until a round starts, then run it; ends at shutdown.
     func run() {
-        lock.lock()
-        while true {
+        while withLock({ () -> Bool in
             while !active && !shutdown { wait() }
-            if shutdown && !active { break }
-            lock.unlock()
+            return active
+        }) {
             runRound()
-            lock.lock()
         }
-        lock.unlock()
     }
 
     /// One round: start buckets as they arrive, test them every poll interval, wait for the rest at `finish`.
@@ -314,7 +308,7 @@ private final class RequestSet {
 
     /// The mean: the same division the blocking `allreduce(.mean)` does, element by element.
     private func complete(_ bucket: Int) {
-        Communicator.divide(buckets[bucket].buffer, count: buckets[bucket].count, by: Float(comm.size))
+        Float.divide(buckets[bucket].buffer, count: buckets[bucket].count, by: comm.size)
         completedBuckets += 1
         lastCompletion = MPI_Wtime()
     }

@@ -10,69 +10,17 @@
 // is checked. A failed call prints one line naming the rank, the call and
 // MPI's own error text, then aborts the whole job with MPI_Abort, so that no
 // peer is left blocked in a collective that will never complete.
+//
+// This file: identity, MPI start-up, timing, abort and finalize, and the
+// checks every call goes through. Collectives.swift has the blocking
+// collectives (generic over CommElement.swift's element types),
+// AllreduceRequest.swift and BackgroundAllreducer.swift the non-blocking ones,
+// DeadlineMonitor.swift the engine behind `collectiveTimeout`.
 import CMPI
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-
-// MARK: - Reductions
-
-/// How `allreduce` combines floating-point buffers across ranks.
-public enum FloatReduction: Sendable, CustomStringConvertible {
-    /// Element-wise sum over all ranks.
-    case sum
-    /// Element-wise sum divided by the number of ranks (gradient averaging).
-    case mean
-    /// Element-wise maximum over all ranks.
-    case max
-    /// Element-wise minimum over all ranks.
-    case min
-
-    public var description: String {
-        switch self {
-        case .sum: return "sum"
-        case .mean: return "mean"
-        case .max: return "max"
-        case .min: return "min"
-        }
-    }
-
-    /// The MPI operation that does the combining (`mean` is a sum, scaled afterwards).
-    var mpiOp: MPI_Op {
-        switch self {
-        case .sum, .mean: return swiftgpt_mpi_sum()
-        case .max: return swiftgpt_mpi_max()
-        case .min: return swiftgpt_mpi_min()
-        }
-    }
-}
-
-/// How `allreduce` combines integer buffers (checksums, counters, flags) across ranks.
-public enum IntegerReduction: Sendable, CustomStringConvertible {
-    /// Element-wise sum over all ranks (wraps around on overflow, as MPI does).
-    case sum
-    /// Element-wise maximum over all ranks.
-    case max
-    /// Element-wise minimum over all ranks.
-    case min
-
-    public var description: String {
-        switch self {
-        case .sum: return "sum"
-        case .max: return "max"
-        case .min: return "min"
-        }
-    }
-
-    var mpiOp: MPI_Op {
-        switch self {
-        case .sum: return swiftgpt_mpi_sum()
-        case .max: return swiftgpt_mpi_max()
-        case .min: return swiftgpt_mpi_min()
-        }
-    }
-}
 
 // MARK: - Timing
 
@@ -144,18 +92,22 @@ public final class Communicator {
     /// silent; this limit turns such a hang into one error line and a job abort.
     public var collectiveTimeout: Double = 0 {
         didSet {
-            watchdog = nil
+            deadline?.cancel()
+            deadline = nil
             guard collectiveTimeout > 0 else { return }
             let label = self.label, limit = collectiveTimeout, world = comm
-            watchdog = CollectiveWatchdog(limit: limit) { what, elapsed in
-                Communicator.printError(String(format: "gpt: %@: %@ has not completed after %.0f s (collective_timeout = %g s): "
-                    + "another rank is hung, stopped or unreachable; aborting all ranks", label as NSString, what as NSString, elapsed, limit))
+            deadline = Deadline(limit: limit, describe: { what, elapsed in
+                String(format: "gpt: %@: %@ has not completed after %.0f s (collective_timeout = %g s): "
+                    + "another rank is hung, stopped or unreachable; aborting all ranks", label as NSString, what as NSString, elapsed, limit)
+            }, fire: { message in
+                Communicator.printError(message)
                 MPI_Abort(world, 1)
                 _exit(1)
-            }
+            })
         }
     }
-    private var watchdog: CollectiveWatchdog?
+    /// The clock of the blocking call in progress, watched by the process's `DeadlineMonitor`.
+    private var deadline: Deadline?
 
     let comm: MPI_Comm?
     private var localComm: MPI_Comm?
@@ -246,207 +198,6 @@ public final class Communicator {
     /// Zeroes the accumulated communication timing.
     public func resetTiming() { timing = CommunicationTiming() }
 
-    // MARK: - Allreduce (blocking, in place)
-
-    /// Combines `count` floats element-wise across ranks, in place; every rank gets the result.
-    public func allreduce(_ buf: UnsafeMutablePointer<Float>, count: Int, op: FloatReduction = .sum) {
-        allreduceRaw(UnsafeMutableRawPointer(buf), count: count, stride: MemoryLayout<Float>.stride,
-                     type: swiftgpt_mpi_float(), op: op.mpiOp, what: "allreduce(\(count) floats, \(op))")
-        if op == .mean { Communicator.divide(buf, count: count, by: Float(size)) }
-    }
-
-    /// Combines `count` doubles element-wise across ranks, in place.
-    public func allreduce(_ buf: UnsafeMutablePointer<Double>, count: Int, op: FloatReduction = .sum) {
-        allreduceRaw(UnsafeMutableRawPointer(buf), count: count, stride: MemoryLayout<Double>.stride,
-                     type: swiftgpt_mpi_double(), op: op.mpiOp, what: "allreduce(\(count) doubles, \(op))")
-        if op == .mean {
-            let n = Double(size)
-            for i in 0..<count { buf[i] /= n }
-        }
-    }
-
-    /// Combines `count` unsigned 64-bit integers element-wise across ranks, in place.
-    public func allreduce(_ buf: UnsafeMutablePointer<UInt64>, count: Int, op: IntegerReduction) {
-        allreduceRaw(UnsafeMutableRawPointer(buf), count: count, stride: MemoryLayout<UInt64>.stride,
-                     type: swiftgpt_mpi_uint64(), op: op.mpiOp, what: "allreduce(\(count) uint64, \(op))")
-    }
-
-    /// Combines `count` signed integers element-wise across ranks, in place.
-    public func allreduce(_ buf: UnsafeMutablePointer<Int>, count: Int, op: IntegerReduction) {
-        allreduceRaw(UnsafeMutableRawPointer(buf), count: count, stride: MemoryLayout<Int>.stride,
-                     type: swiftgpt_mpi_int64(), op: op.mpiOp, what: "allreduce(\(count) int64, \(op))")
-    }
-
-    /// Combines one float across ranks (e.g. the mean loss).
-    public func allreduce(_ value: Float, op: FloatReduction) -> Float {
-        var v = value
-        allreduce(&v, count: 1, op: op)
-        return v
-    }
-
-    /// Combines one double across ranks.
-    public func allreduce(_ value: Double, op: FloatReduction) -> Double {
-        var v = value
-        allreduce(&v, count: 1, op: op)
-        return v
-    }
-
-    /// Combines one unsigned 64-bit integer across ranks.
-    public func allreduce(_ value: UInt64, op: IntegerReduction) -> UInt64 {
-        var v = value
-        allreduce(&v, count: 1, op: op)
-        return v
-    }
-
-    /// Combines one signed integer across ranks (e.g. "did any rank fail": `.max` of 0/1).
-    public func allreduce(_ value: Int, op: IntegerReduction) -> Int {
-        var v = value
-        allreduce(&v, count: 1, op: op)
-        return v
-    }
-
-    // MARK: - Broadcast
-
-    /// Copies `count` floats from `root`'s buffer into every other rank's buffer.
-    public func broadcast(_ buf: UnsafeMutablePointer<Float>, count: Int, root: Int = 0) {
-        broadcastRaw(UnsafeMutableRawPointer(buf), count: count, stride: MemoryLayout<Float>.stride,
-                     type: swiftgpt_mpi_float(), root: root, what: "broadcast(\(count) floats, root \(root))")
-    }
-
-    /// Copies `count` doubles from `root`'s buffer into every other rank's buffer.
-    public func broadcast(_ buf: UnsafeMutablePointer<Double>, count: Int, root: Int = 0) {
-        broadcastRaw(UnsafeMutableRawPointer(buf), count: count, stride: MemoryLayout<Double>.stride,
-                     type: swiftgpt_mpi_double(), root: root, what: "broadcast(\(count) doubles, root \(root))")
-    }
-
-    /// Copies `count` unsigned 64-bit integers from `root` to every other rank.
-    public func broadcast(_ buf: UnsafeMutablePointer<UInt64>, count: Int, root: Int = 0) {
-        broadcastRaw(UnsafeMutableRawPointer(buf), count: count, stride: MemoryLayout<UInt64>.stride,
-                     type: swiftgpt_mpi_uint64(), root: root, what: "broadcast(\(count) uint64, root \(root))")
-    }
-
-    /// Copies `count` signed integers from `root` to every other rank.
-    public func broadcast(_ buf: UnsafeMutablePointer<Int>, count: Int, root: Int = 0) {
-        broadcastRaw(UnsafeMutableRawPointer(buf), count: count, stride: MemoryLayout<Int>.stride,
-                     type: swiftgpt_mpi_int64(), root: root, what: "broadcast(\(count) int64, root \(root))")
-    }
-
-    /// Returns `root`'s value on every rank (other ranks' arguments are ignored).
-    public func broadcast(_ value: UInt64, root: Int = 0) -> UInt64 {
-        var v = value
-        broadcast(&v, count: 1, root: root)
-        return v
-    }
-
-    /// Returns `root`'s value on every rank (other ranks' arguments are ignored).
-    public func broadcast(_ value: Int, root: Int = 0) -> Int {
-        var v = value
-        broadcast(&v, count: 1, root: root)
-        return v
-    }
-
-    /// Returns `root`'s bytes on every rank; the length need not be known elsewhere.
-    public func broadcast(_ data: Data, root: Int = 0) -> Data {
-        var length = rank == root ? data.count : 0
-        broadcast(&length, count: 1, root: root)
-        var bytes = rank == root ? [UInt8](data) : [UInt8](repeating: 0, count: length)
-        bytes.withUnsafeMutableBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            broadcastRaw(base, count: length, stride: 1, type: swiftgpt_mpi_byte(), root: root,
-                         what: "broadcast(\(length) bytes, root \(root))")
-        }
-        return Data(bytes)
-    }
-
-    /// Returns `root`'s string on every rank (UTF-8 on the wire).
-    public func broadcast(_ string: String, root: Int = 0) -> String {
-        String(decoding: broadcast(Data(string.utf8), root: root), as: UTF8.self)
-    }
-
-    // MARK: - Barrier and allgather
-
-    /// Blocks until every rank has reached the barrier.
-    public func barrier() {
-        enter("barrier")
-        let t0 = MPI_Wtime()
-        check(blocking("barrier") { MPI_Barrier(comm) }, "MPI_Barrier")
-        noteBlocking(since: t0)
-    }
-
-    /// Returns every rank's value, indexed by rank.
-    public func allgather(_ value: UInt64) -> [UInt64] {
-        allgather([value]).map { $0[0] }
-    }
-
-    /// Returns every rank's value, indexed by rank.
-    public func allgather(_ value: Double) -> [Double] {
-        enter("allgather")
-        var send = value
-        var result = [Double](repeating: 0, count: size)
-        let t0 = MPI_Wtime()
-        check(blocking("allgather(1 double)") {
-            MPI_Allgather(&send, 1, swiftgpt_mpi_double(), &result, 1, swiftgpt_mpi_double(), comm)
-        }, "MPI_Allgather(1 double)")
-        noteBlocking(since: t0)
-        return result
-    }
-
-    /// Returns every rank's array, indexed by rank; all ranks must pass arrays of the same length.
-    public func allgather(_ values: [UInt64]) -> [[UInt64]] {
-        enter("allgather")
-        let count = values.count
-        if allreduce(count, op: .max) != allreduce(count, op: .min) {
-            fail("allgather: ranks passed arrays of different lengths (this rank: \(count)); "
-                 + "every rank must pass the same number of values")
-        }
-        guard count > 0 else { return Array(repeating: [], count: size) }
-        var flat = [UInt64](repeating: 0, count: count * size)
-        let t0 = MPI_Wtime()
-        values.withUnsafeBufferPointer { send in
-            check(blocking("allgather(\(count) uint64)") {
-                MPI_Allgather(send.baseAddress, Int32(count), swiftgpt_mpi_uint64(),
-                              &flat, Int32(count), swiftgpt_mpi_uint64(), comm)
-            }, "MPI_Allgather(\(count) uint64)")
-        }
-        noteBlocking(since: t0)
-        return (0..<size).map { Array(flat[($0 * count)..<(($0 + 1) * count)]) }
-    }
-
-    /// Returns every rank's bytes, indexed by rank; lengths may differ.
-    public func allgather(_ data: Data) -> [Data] {
-        enter("allgather")
-        let lengths = allgather(UInt64(data.count)).map { Int($0) }
-        let total = lengths.reduce(0, +)
-        guard total <= Int(Int32.max) else {
-            fail("allgather: \(total) bytes in all exceed one MPI call; gather smaller pieces")
-        }
-        var displacements = [Int32](repeating: 0, count: size)
-        if size > 1 {
-            for r in 1..<size { displacements[r] = displacements[r - 1] + Int32(lengths[r - 1]) }
-        }
-        let counts = lengths.map { Int32($0) }
-        var received = [UInt8](repeating: 0, count: Swift.max(total, 1))
-        let send = [UInt8](data)
-        let t0 = MPI_Wtime()
-        check(blocking("allgather(\(send.count) bytes)") {
-            MPI_Allgatherv(send, Int32(send.count), swiftgpt_mpi_byte(),
-                           &received, counts, displacements, swiftgpt_mpi_byte(), comm)
-        }, "MPI_Allgatherv(\(send.count) bytes)")
-        noteBlocking(since: t0)
-        return (0..<size).map { Data(received[Int(displacements[$0])..<(Int(displacements[$0]) + lengths[$0])]) }
-    }
-
-    /// Returns every rank's string, indexed by rank.
-    public func allgather(_ string: String) -> [String] {
-        allgather(Data(string.utf8)).map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    /// Ranks whose `value` differs from rank 0's (e.g. parameter checksums); empty when all agree.
-    public func ranksDifferingFromRoot(_ value: UInt64) -> [Int] {
-        let all = allgather(value)
-        return all.indices.filter { all[$0] != all[0] }
-    }
-
     // MARK: - Abort and finalize
 
     /// Ends the whole job at once (MPI_Abort), so that no rank stays blocked waiting for this one.
@@ -536,54 +287,13 @@ public final class Communicator {
 
     /// Runs `body`, a blocking MPI call named `what`, under `collectiveTimeout`.
     func blocking<T>(_ what: @autoclosure () -> String, _ body: () -> T) -> T {
-        guard let watchdog else { return body() }
-        return watchdog.guarded(what(), body)
+        guard let deadline else { return body() }
+        return deadline.guarded(what(), body)
     }
 
     /// Checks a caller-given element count.
     func validate(count: Int, _ what: @autoclosure () -> String) {
         if count < 0 { fail("\(what()): count must not be negative") }
-    }
-
-    private func noteBlocking(since t0: Double) {
-        timing.blockingSeconds += MPI_Wtime() - t0
-        timing.blockingCalls += 1
-    }
-
-    private func allreduceRaw(_ base: UnsafeMutableRawPointer, count: Int, stride: Int,
-                              type: MPI_Datatype?, op: MPI_Op?, what: @autoclosure () -> String) {
-        enter("allreduce")
-        validate(count: count, what())
-        let t0 = MPI_Wtime()
-        var done = 0
-        while done < count {
-            let n = Swift.min(count - done, Communicator.maxChunk)
-            check(blocking(what()) { MPI_Allreduce(swiftgpt_mpi_in_place(), base + done * stride, Int32(n), type, op, comm) },
-                  "MPI_Allreduce in " + what())
-            done += n
-        }
-        noteBlocking(since: t0)
-        timing.reducedBytes += count * stride
-    }
-
-    private func broadcastRaw(_ base: UnsafeMutableRawPointer, count: Int, stride: Int,
-                              type: MPI_Datatype?, root: Int, what: @autoclosure () -> String) {
-        enter("broadcast")
-        validate(count: count, what())
-        guard let root32 = Int32(exactly: root) else { fail("\(what()): root \(root) is not a rank") }
-        let t0 = MPI_Wtime()
-        var done = 0
-        repeat {
-            let n = Swift.min(count - done, Communicator.maxChunk)
-            check(blocking(what()) { MPI_Bcast(base + done * stride, Int32(n), type, root32, comm) }, "MPI_Bcast in " + what())
-            done += n
-        } while done < count
-        noteBlocking(since: t0)
-    }
-
-    /// Divides each element by `n` (a correctly rounded mean, unlike multiplying by 1/n).
-    static func divide(_ buf: UnsafeMutablePointer<Float>, count: Int, by n: Float) {
-        for i in 0..<count { buf[i] /= n }
     }
 
     // MARK: - Errors before the instance exists

@@ -7,6 +7,8 @@
 //   SWIFTGPT_TEST_KILL_RANK=R      the rank that dies
 //   SWIFTGPT_TEST_KILL_STEP=S      it dies when it starts step S (after S finished steps)
 //   SWIFTGPT_TEST_KILL_SIGNAL=KILL KILL (the default) or STOP
+//
+// Package access only: the trainer uses it, GPTComm's public API does not offer it.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -15,9 +17,9 @@ import Glibc
 // MARK: - KillSwitch
 
 /// Makes one rank kill (or stop) itself when it reaches a given step (a test hook).
-public struct KillSwitch: Sendable, Equatable {
+package struct KillSwitch: Sendable, Equatable {
     /// How the rank goes away.
-    public enum Signal: String, Sendable {
+    package enum Signal: String, Sendable {
         /// SIGKILL: the process vanishes, as after a crash or the OOM killer.
         case kill = "KILL"
         /// SIGSTOP: the process stays but stops running, as on a hung node.
@@ -25,13 +27,13 @@ public struct KillSwitch: Sendable, Equatable {
     }
 
     /// The rank that dies.
-    public let rank: Int
+    package let rank: Int
     /// The step at whose start it dies.
-    public let step: Int
+    package let step: Int
     /// The signal it sends itself.
-    public let signal: Signal
+    package let signal: Signal
 
-    public init(rank: Int, step: Int, signal: Signal = .kill) {
+    package init(rank: Int, step: Int, signal: Signal = .kill) {
         self.rank = rank
         self.step = step
         self.signal = signal
@@ -40,7 +42,7 @@ public struct KillSwitch: Sendable, Equatable {
     /// The switch that SWIFTGPT_TEST_KILL_RANK and SWIFTGPT_TEST_KILL_STEP describe, nil when neither is set.
     ///
     /// Throws a one-line message when only one is set or either is not a non-negative integer.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> KillSwitch? {
+    package static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> KillSwitch? {
         let rankText = environment["SWIFTGPT_TEST_KILL_RANK"], stepText = environment["SWIFTGPT_TEST_KILL_STEP"]
         if rankText == nil && stepText == nil { return nil }
         guard let rankText, let stepText else {
@@ -64,7 +66,7 @@ public struct KillSwitch: Sendable, Equatable {
     ///
     /// The line reads `rank R of N kills itself (SIGKILL) at step S at unix time T` (or
     /// `stops itself (SIGSTOP)`), so a test can time how long the job takes to end.
-    public func fire(rank current: Int, of size: Int, step now: Int) {
+    package func fire(rank current: Int, of size: Int, step now: Int) {
         guard current == rank, now == step else { return }
         let verb = signal == .kill ? "kills" : "stops"
         let line = String(format: "rank %d of %d %@ itself (SIG%@) at step %d at unix time %.3f\n",
@@ -75,7 +77,7 @@ public struct KillSwitch: Sendable, Equatable {
 }
 
 /// A misconfigured kill switch: one line that says what to fix.
-public struct KillSwitchError: Error, CustomStringConvertible {
-    public let description: String
+package struct KillSwitchError: Error, CustomStringConvertible {
+    package let description: String
     init(_ description: String) { self.description = description }
 }

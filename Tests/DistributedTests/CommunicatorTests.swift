@@ -198,20 +198,7 @@ enum MPIHarness {
                 NSLocalizedDescriptionKey: "cannot start \(argv[0]): \(String(cString: strerror(rc)))"])
         }
 
-        var status: Int32 = 0
-        var timedOut = false
-        while true {
-            let waited = waitpid(pid, &status, WNOHANG)
-            if waited == pid { break }
-            if waited < 0 && errno != EINTR { break }
-            if Date().timeIntervalSince(start) > timeout {
-                timedOut = true
-                killTree(pid)
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                break
-            }
-            usleep(20_000)
-        }
+        let (status, timedOut) = wait(for: pid, startedAt: start, timeout: timeout)
         let end = Date()
         let exited = status & 0x7f == 0
         return ProcessResult(
@@ -222,6 +209,23 @@ enum MPIHarness {
             endTime: end.timeIntervalSince1970,
             seconds: end.timeIntervalSince(start),
             timedOut: timedOut)
+    }
+
+    /// Waits for `pid` to end; kills its process tree once `timeout` seconds have passed since `start`.
+    private static func wait(for pid: pid_t, startedAt start: Date, timeout: Double) -> (status: Int32, timedOut: Bool) {
+        var status: Int32 = 0
+        while true {
+            let waited = waitpid(pid, &status, WNOHANG)
+            if waited == pid { break }
+            if waited < 0 && errno != EINTR { break }
+            if Date().timeIntervalSince(start) > timeout {
+                killTree(pid)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                return (status, true)
+            }
+            usleep(20_000)
+        }
+        return (status, false)
     }
 
     /// SIGKILLs `pid`, its process group and every descendant (MPI ranks get their own process groups).

@@ -44,53 +44,52 @@ final class SupervisorTests: XCTestCase {
 
         // The supervised run, with a killer that SIGKILLs a random rank three times,
         // each time after the run has written a new checkpoint since the last kill.
-        let sup = Process()
-        sup.executableURL = URL(fileURLWithPath: bin)
-        sup.arguments = ["supervise", "--out-dir", supervised, "--max-restarts", "6", "--delay", "0.5", "--"] + mpirun + trainArgs(supervised)
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        sup.environment = env
-        let logFile = tmp.file("supervise.log")
-        FileManager.default.createFile(atPath: logFile, contents: nil)
-        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
-        sup.standardOutput = h; sup.standardError = h
-        try sup.run()
-        var rng = SystemRandomNumberGenerator()
-        var kills: [(step: Int, pid: pid_t)] = []
+        let sup = try SupervisedRun(["--out-dir", supervised, "--max-restarts", "6", "--delay", "0.5", "--"] + mpirun + trainArgs(supervised),
+                                    environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"],
+                                    logPath: tmp.file("supervise.log"))
         let deadline = Date().addingTimeInterval(400)
-        var nextKillAfter = 10 * Int.random(in: 1...3, using: &rng)
-        while kills.count < 3 && sup.isRunning && Date() < deadline {
-            usleep(50_000)
-            guard let step = checkpointSteps(supervised).last, step >= nextKillAfter, step < 170 else { continue }
-            usleep(UInt32.random(in: 0...300_000, using: &rng))
-            let ranks = pids(matching: [bin, "out_dir=\(supervised)"])
-            guard let victim = ranks.randomElement(using: &rng) else { continue }
-            kill(victim, SIGKILL)
-            kills.append((step, victim))
-            nextKillAfter = step + 10 * Int.random(in: 1...4, using: &rng)
-        }
-        while sup.isRunning && Date() < deadline { usleep(100_000) }
-        if sup.isRunning { sup.terminate(); XCTFail("supervised run did not finish in time") }
+        let kills = killRanks(of: sup.process, bin: bin, outDir: supervised, until: deadline)
+        while sup.process.isRunning && Date() < deadline { usleep(100_000) }
+        if sup.process.isRunning { sup.process.terminate(); XCTFail("supervised run did not finish in time") }
         sup.waitUntilExit()
-        try? h.close()
-        let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+        let log = sup.log
         print("kills after checkpoints at steps \(kills.map(\.step)); supervisor:\n" + log.split(separator: "\n")
             .filter { $0.contains("[supervise") }.joined(separator: "\n"))
         XCTAssertEqual(kills.count, 3, log.suffix(3000).description)
-        XCTAssertEqual(sup.terminationStatus, 0, log.suffix(3000).description)
+        XCTAssertEqual(sup.process.terminationStatus, 0, log.suffix(3000).description)
         XCTAssertTrue(log.contains("restart 3/6"), "three restarts expected:\n\(log.suffix(3000))")
         let x = try Checkpoint.read(from: straight + "/ckpt_0000200.h5")
         let y = try Checkpoint.read(from: supervised + "/ckpt_0000200.h5")
         XCTAssertEqual(x.parameters.map(\.bitPattern), y.parameters.map(\.bitPattern),
                        "parameters after a run killed 3 times differ from the uninterrupted run")
         // The logged losses, including those after every resume point, are the same too.
-        func losses(_ dir: String) throws -> [Int: Double] {
-            var out: [Int: Double] = [:]
-            for m in try readMetrics(dir) where m["event"] as? String == "train" { out[m["step"] as! Int] = m["loss"] as? Double }
-            return out
-        }
         let la = try losses(straight), lb = try losses(supervised)
         XCTAssertEqual(la.count, 20)
         XCTAssertEqual(la, lb)
+    }
+
+    /// SIGKILLs a random rank of the supervised run three times, each after a new checkpoint since the last kill.
+    private func killRanks(of sup: Process, bin: String, outDir: String, until deadline: Date) -> [(step: Int, pid: pid_t)] {
+        var rng = SystemRandomNumberGenerator()
+        var kills: [(step: Int, pid: pid_t)] = []
+        var nextKillAfter = 10 * Int.random(in: 1...3, using: &rng)
+        while kills.count < 3 && sup.isRunning && Date() < deadline {
+            usleep(50_000)
+            guard let step = checkpointSteps(outDir).last, step >= nextKillAfter, step < 170 else { continue }
+            usleep(UInt32.random(in: 0...300_000, using: &rng))
+            let ranks = pids(matching: [bin, "out_dir=\(outDir)"])
+            guard let victim = ranks.randomElement(using: &rng) else { continue }
+            kill(victim, SIGKILL)
+            kills.append((step, victim))
+            nextKillAfter = step + 10 * Int.random(in: 1...4, using: &rng)
+        }
+        return kills
+    }
+
+    /// The logged training loss of every step of a run.
+    private func losses(_ dir: String) throws -> [Int: Double] {
+        var out: [Int: Double] = [:]
+        for m in try readMetrics(dir) where m["event"] as? String == "train" { out[m["step"] as! Int] = m["loss"] as? Double }
+        return out
     }
 }

@@ -106,13 +106,7 @@ final class TrainingEquivalenceTests: XCTestCase {
     /// A rank SIGKILLed in the middle of training ends the job with an error, never a hang.
     func testKilledRankEndsTraining() throws {
         let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
-        let corpus = try corpus(in: dir)
-        let args = Self.baseSettings(corpus: corpus, outDir: dir.file("killed")) + ["--set", "batch_size=4", "--set", "max_iters=50"]
-        let result = try MPIHarness.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "4",
-                                         try MPIHarness.gptBinary(), "train"] + args,
-                                        timeout: 120,
-                                        environment: ["SWIFTGPT_TEST_KILL_RANK": "1", "SWIFTGPT_TEST_KILL_STEP": "3",
-                                                      "SWIFTGPT_THREADS": "1"])
+        let result = try trainWithRank1Dropping(in: dir, "killed", [], environment: ["SWIFTGPT_THREADS": "1"])
         XCTAssertFalse(result.timedOut, "the training job hung after rank 1 was killed:\n\(result.transcript)")
         XCTAssertNotEqual(result.exitCode, 0, "mpirun reported success although rank 1 was killed:\n\(result.transcript)")
         XCTAssertTrue(result.stdout.contains("rank 1 of 4 kills itself (SIGKILL) at step 3"), result.transcript)
@@ -128,14 +122,8 @@ final class TrainingEquivalenceTests: XCTestCase {
     /// collective_timeout makes the watchdog abort the job, rank 0 naming the step and the missing rank.
     func testHungRankEndsTrainingAfterTheCollectiveTimeout() throws {
         let dir = try TemporaryDirectory(prefix: "swiftgpt-dp")
-        let corpus = try corpus(in: dir)
-        let args = Self.baseSettings(corpus: corpus, outDir: dir.file("hung"))
-            + ["--set", "batch_size=4", "--set", "max_iters=50", "--set", "collective_timeout=3"]
-        let result = try MPIHarness.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "4",
-                                         try MPIHarness.gptBinary(), "train"] + args,
-                                        timeout: 120,
-                                        environment: ["SWIFTGPT_TEST_KILL_RANK": "1", "SWIFTGPT_TEST_KILL_STEP": "3",
-                                                      "SWIFTGPT_TEST_KILL_SIGNAL": "STOP"])
+        let result = try trainWithRank1Dropping(in: dir, "hung", ["--set", "collective_timeout=3"],
+                                                environment: ["SWIFTGPT_TEST_KILL_SIGNAL": "STOP"])
         XCTAssertFalse(result.timedOut, "the training job hung after rank 1 stopped:\n\(result.transcript)")
         XCTAssertNotEqual(result.exitCode, 0, result.transcript)
         XCTAssertTrue(result.stdout.contains("rank 1 of 4 stops itself (SIGSTOP) at step 3"), result.transcript)
@@ -171,6 +159,18 @@ final class TrainingEquivalenceTests: XCTestCase {
     }
 
     /// The corpus shared by all runs of one test.
+    /// `gpt train` on 4 ranks for 50 steps, rank 1's kill switch set for step 3; `settings` and `environment` added.
+    private func trainWithRank1Dropping(in dir: TemporaryDirectory, _ name: String, _ settings: [String],
+                                        environment: [String: String]) throws -> ProcessResult {
+        let args = Self.baseSettings(corpus: try corpus(in: dir), outDir: dir.file(name))
+            + ["--set", "batch_size=4", "--set", "max_iters=50"] + settings
+        return try MPIHarness.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "4",
+                                   try MPIHarness.gptBinary(), "train"] + args,
+                                  timeout: 120,
+                                  environment: ["SWIFTGPT_TEST_KILL_RANK": "1", "SWIFTGPT_TEST_KILL_STEP": "3"]
+                                      .merging(environment) { $1 })
+    }
+
     private func corpus(in dir: TemporaryDirectory) throws -> String {
         try shakespeareCorpus(in: dir.path)
     }
