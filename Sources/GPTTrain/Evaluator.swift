@@ -63,7 +63,9 @@ extension Evaluator {
         model.reserve(B: batch.B, T: batch.T)
         let source = RunSetup.batchSource(config, task: task, windows: windows, placement: placement, comm: comm, torch: nil)
         let evaluator = Evaluator(model: model, source: source, comm: comm, iters: config.evalIters, batch: batch)
-        evaluator.accuracy = try task.map { try AccuracyEvaluator(task: $0, model: model, comm: comm, problems: config.taskTestProblems) }
+        evaluator.accuracy = try task.map {
+            try AccuracyEvaluator(task: $0, model: model, comm: comm, problems: config.taskTestProblems)
+        }
         return evaluator
     }
 }

@@ -70,7 +70,9 @@ public final class Trainer {
         batch = TokenBatch(B: config.batchSize, T: task?.rowLength ?? config.blockSize)
         model.reserve(B: batch.B, T: batch.T)
         evaluator = Evaluator(model: model, source: source, comm: comm, iters: config.evalIters, batch: batch)
-        evaluator.accuracy = try task.map { try AccuracyEvaluator(task: $0, model: start.model, comm: comm, problems: config.taskTestProblems) }
+        evaluator.accuracy = try task.map {
+            try AccuracyEvaluator(task: $0, model: start.model, comm: comm, problems: config.taskTestProblems)
+        }
         sgemmGFLOPS = RunSetup.calibrateSGEMM(C: mc.nEmbd, N: min(batch.B * batch.T, 2048))
         reports = try RunSetup.openReports(config, comm: comm, resume: resume, step: state.step)
         watchdog = RunSetup.startWatchdog(config, comm: comm, reports: reports)
@@ -238,7 +240,9 @@ public final class Trainer {
         var prompt = (try? corpus.tokenizer.encodeChecked(cfg.samplePrompt)) ?? []
         if prompt.isEmpty { prompt = [0] }
         let sampler = Sampler(model: model)
-        let out = sampler.generate(prompt: prompt, maxNewTokens: tokens, temperature: 1, topK: 200, seed: seed)
+        // A task's sample ends with its answer.
+        let stop = cfg.task == .none ? nil : ArithmeticVocabulary.endToken
+        let out = sampler.generate(prompt: prompt, maxNewTokens: tokens, temperature: 1, topK: 200, seed: seed, stopAt: stop)
         return corpus.tokenizer.decode(prompt + out)
     }
 }
