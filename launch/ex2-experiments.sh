@@ -3,8 +3,10 @@
 #
 #   launch/ex2-experiments.sh [addition] [ablations] [ood] [calculator] [plots]   (default: all, in order)
 #
-# Runs go to $RUNS (default runs/ex2), one thread each unless THREADS is set; on a 2-core
-# machine the addition run takes about 7 minutes, each ablation 2-3, each calculator run 10-15.
+# Runs go to $RUNS (default runs/ex2), figures to $PLOTS (default $RUNS), one thread per run
+# unless THREADS is set. Alone on one core the addition run takes about 7 minutes, each
+# ablation 3, each calculator run 10-20; docs/EX2.md's runs took 2-4 times that on a
+# shared machine.
 # Needs `swift build -c release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,7 @@ GPT=${GPT:-.build/release/gpt}
 RUNS=${RUNS:-runs/ex2}
 THREADS=${THREADS:-1}
 ABLATION_STEPS=${ABLATION_STEPS:-2000}
+PLOTS=${PLOTS:-$RUNS}
 mkdir -p "$RUNS"
 
 train() {  # train NAME CONFIG [key=value ...]: a fresh run in $RUNS/NAME, its log in $RUNS/NAME.log
@@ -45,22 +48,26 @@ ood() {  # trained on 1..3 digits, tested on 4 and 5 (out of distribution)
 calculator() {  # + - * / with and without worked steps
     train calculator-traces configs/calculator.toml task_traces=true
     train calculator-plain configs/calculator.toml task_traces=false
-    "$GPT" sample "$RUNS/calculator-traces/latest.h5" --prompt "12*34=" --temperature 0 --tokens 40
-    "$GPT" sample "$RUNS/calculator-traces/latest.h5" --prompt "87/6=" --temperature 0 --tokens 40
+    for prompt in "12*34=" "87*96=" "87/6="; do
+        "$GPT" sample "$RUNS/calculator-traces/latest.h5" --prompt "$prompt" --temperature 0 --tokens 40
+        "$GPT" sample "$RUNS/calculator-plain/latest.h5" --prompt "$prompt" --temperature 0 --tokens 40
+    done
 }
 
-plots() {
-    "$GPT" plot --out "$RUNS/addition-accuracy.svg" --field accuracy --title "3-digit addition: held-out exact match" \
-        "$RUNS/addition:reversed, masked"
-    "$GPT" plot --out "$RUNS/addition-loss.svg" --train "$RUNS/addition:reversed, masked"
-    "$GPT" plot --out "$RUNS/ablations-accuracy.svg" --field accuracy --title "ablations ($ABLATION_STEPS steps): exact match" \
-        "$RUNS/abl-reversed-masked:reversed, masked" "$RUNS/abl-plain-masked:plain order, masked" \
-        "$RUNS/abl-reversed-unmasked:reversed, unmasked"
-    "$GPT" plot --out "$RUNS/ablations-loss.svg" --title "ablations: val loss (answer tokens; prompt too when unmasked)" \
-        "$RUNS/abl-reversed-masked:reversed, masked" "$RUNS/abl-plain-masked:plain order, masked" \
-        "$RUNS/abl-reversed-unmasked:reversed, unmasked"
-    for op in add sub mul div; do
-        "$GPT" plot --out "$RUNS/calculator-$op.svg" --field "accuracy_$op" --title "calculator: $op exact match" \
+plots() {  # the figures of docs/EX2.md (PLOTS=docs to replace them)
+    "$GPT" plot --out "$PLOTS/ex2_addition.svg" --field accuracy \
+        --title "3-digit addition (reversed, masked): held-out exact match" "$RUNS/addition:addition"
+    "$GPT" plot --out "$PLOTS/ex2_addition_loss.svg" --train --title "3-digit addition: loss on the answer tokens" \
+        "$RUNS/addition:addition"
+    "$GPT" plot --out "$PLOTS/ex2_ablations_accuracy.svg" --field accuracy \
+        --title "ablations, $ABLATION_STEPS steps: held-out exact match" "$RUNS/abl-reversed-masked:reversed, masked" \
+        "$RUNS/abl-plain-masked:plain order, masked" "$RUNS/abl-reversed-unmasked:reversed, unmasked"
+    "$GPT" plot --out "$PLOTS/ex2_calculator.svg" --field accuracy \
+        --title "calculator (+ - * /, 1-2 digits): held-out exact match" \
+        "$RUNS/calculator-traces:with worked steps" "$RUNS/calculator-plain:without"
+    for op in mul div; do
+        "$GPT" plot --out "$PLOTS/ex2_calculator_$op.svg" --field "accuracy_$op" \
+            --title "calculator, $op: held-out exact match" \
             "$RUNS/calculator-traces:with worked steps" "$RUNS/calculator-plain:without"
     done
 }
