@@ -72,6 +72,12 @@ public enum SeedStream: Int, Sendable {
     case dropout = 4
     /// rng = "torch", resumed from a checkpoint without the ranks' streams: counters (step, rank).
     case torchRestart = 6
+    /// A training problem of a generated task: counters (step, sample).
+    case taskTraining = 7
+    /// A problem of a generated task's evaluation batch: counters (step, split, batch, row).
+    case taskEvaluation = 8
+    /// A problem of a generated task's test set: counter (index).
+    case taskTest = 9
 
     /// The seed of this stream at `counters`, for the run seeded with `base`.
     public func seed(_ base: UInt64, _ counters: Int...) -> UInt64 {

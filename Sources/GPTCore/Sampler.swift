@@ -47,9 +47,9 @@ public final class Sampler {
 
     /// Generates `maxNewTokens` tokens after `prompt` (at least one token).
     /// `temperature <= 0` picks the most likely token; `topK` keeps the k most likely.
-    /// `onToken` sees each new token as it is drawn (for streaming).
+    /// `onToken` sees each new token as it is drawn (for streaming); generation ends after `stopAt`.
     public func generate(prompt: [Int32], maxNewTokens: Int, temperature: Float = 1, topK: Int? = nil,
-                         seed: UInt64 = 1337, useCache: Bool = true,
+                         seed: UInt64 = 1337, useCache: Bool = true, stopAt: Int32? = nil,
                          onToken: ((Int32) -> Void)? = nil) -> [Int32] {
         precondition(!prompt.isEmpty, "sampling needs a prompt of at least one token")
         var rng = SplitMix64(seed: seed)
@@ -61,6 +61,7 @@ public final class Sampler {
             let next = Sampler.draw(logits, count: V, temperature: temperature, topK: topK, rng: &rng)
             tokens.append(next)
             onToken?(next)
+            if next == stopAt { break }
         }
         return Array(tokens[prompt.count...])
     }

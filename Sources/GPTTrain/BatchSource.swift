@@ -48,6 +48,9 @@ public protocol BatchSource: AnyObject {
     func skipEvaluation(step: Int)
     /// What a checkpoint of the current step holds of this source (every rank's, gathered); called on every rank.
     func checkpointState() -> [String: [UInt64]]
+    /// The targets (not -1) in all training batches of step `step`, over every rank and micro-step;
+    /// nil when every position of every batch has one.
+    func targetCount(step: Int) -> Int?
 }
 
 extension BatchSource {
@@ -55,6 +58,7 @@ extension BatchSource {
     public func beginEvaluation(step: Int) {}
     public func skipEvaluation(step: Int) {}
     public func checkpointState() -> [String: [UInt64]] { [:] }
+    public func targetCount(step: Int) -> Int? { nil }
 }
 
 /// The corpus windows a run samples from: the training shards, and whole splits for evaluation.

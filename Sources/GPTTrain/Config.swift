@@ -76,6 +76,17 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var maxNonfiniteSkips = 10
     public var collectiveTimeout = 300.0
 
+    // MARK: task
+    public var task = TaskKind.none
+    public var taskOperators = "+"
+    public var taskMinDigits = 1
+    public var taskMaxDigits = 3
+    public var taskReverse = true
+    public var taskPad = false
+    public var taskTraces = false
+    public var taskMaskPrompt = true
+    public var taskTestProblems = 1000
+
     /// The defaults (nanoGPT's shakespeare_char baby GPT).
     public init() {}
 }
@@ -86,6 +97,14 @@ public enum RandomStream: String, Codable, CaseIterable, Sendable {
     case counter
     /// PyTorch's CPU generator (MT19937) seeded with seed + rank, drawn from in nanoGPT's order.
     case torch
+}
+
+/// What a run learns from (the `task` key).
+public enum TaskKind: String, Codable, CaseIterable, Sendable {
+    /// The corpus `dataset`.
+    case none
+    /// Arithmetic problems generated on the fly (`ArithmeticTask`).
+    case arithmetic
 }
 
 /// What a step does when its loss or gradient norm is not finite.
@@ -148,6 +167,9 @@ extension TrainConfig {
             c.sampleTokens > 0 && c.samplePrompt.isEmpty
                 ? ["sample_prompt must not be empty when sample_tokens > 0 (the sample needs a first token)"] : []
         }),
+        ("dataset", { c in
+            c.dataset.isEmpty && c.task == .none ? ["dataset must be the path of a corpus HDF5 file"] : []
+        }),
         // block_size, n_layer, n_head, n_embd, dropout, rope_base, swiglu_multiple: the model's own rules.
         ("qk_norm", { c in c.modelConfig(vocabSize: 1).problems() }),
         ("min_lr", { c in
@@ -158,6 +180,7 @@ extension TrainConfig {
                 ? ["warmup_iters (\(c.warmupIters)) must not exceed lr_decay_iters (\(c.lrDecayIters)) when decay_lr = true"]
                 : []
         }),
+        ("task_test_problems", { c in c.taskProblems() }),
     ]
 
     /// Throws `ConfigError.invalid` listing every problem, if there is any.

@@ -14,6 +14,7 @@ extension ConfigKey {
     static let all: [ConfigKey] = section("I/O", io) + section("data", data) + section("model", model)
         + section("AdamW optimizer", adamW) + section("learning-rate schedule", schedule)
         + section("system", system) + section("distributed", distributed) + section("robustness", robustness)
+        + section("task", task)
 
     // MARK: I/O
 
@@ -56,8 +57,10 @@ extension ConfigKey {
     // MARK: data
 
     private static let data: [ConfigKey] = [
-        ConfigKey("dataset", \.dataset, .nonEmpty("must be the path of a corpus HDF5 file"),
-                  "Path of the corpus HDF5 file (train and val splits, tokenizer, vocabulary size)."),
+        ConfigKey("dataset", \.dataset, """
+            Path of the corpus HDF5 file (train and val splits, tokenizer, vocabulary size). Not given (and \
+            must not be) with a `task`, which generates its data.
+            """),
         ConfigKey("gradient_accumulation_steps", \.gradientAccumulationSteps, .atLeast(1), """
             Micro-batches per optimizer step **on each rank**. Unlike nanoGPT, it is not divided by the \
             number of ranks: one step sees `gradient_accumulation_steps * ranks * batch_size * block_size` tokens.
@@ -195,6 +198,43 @@ extension ConfigKey {
             longer than this many seconds aborts the job with a message naming the step and, from rank 0, the \
             ranks that did not arrive; `gpt supervise` can then restart it. 0 disables the watchdog.
             """),
+    ]
+
+    // MARK: task
+
+    private static let task: [ConfigKey] = [
+        ConfigKey("task", \.task, """
+            `"none"`: learn the corpus `dataset`. `"arithmetic"`: learn arithmetic problems generated on the fly \
+            (`a+b=c`, never stored; datasets/arithmetic/README.md, docs/EX2.md), each a function of (seed, step, \
+            sample); 1 problem in 10, chosen by a hash of the problem, is held out for the test set. Each \
+            evaluation then also reports the exact-match accuracy of greedy answers on `task_test_problems` \
+            held-out problems. Needs `rng = "counter"` and no `dataset`.
+            """),
+        ConfigKey("task_operators", \.taskOperators, """
+            Operators drawn from, characters of `"+-*/"`; a repeated character is drawn more often (`"+-**//"`). \
+            `-` keeps the result >= 0 (the larger operand first); `/` is the quotient and the remainder (`17/5=3r2`).
+            """),
+        ConfigKey("task_min_digits", \.taskMinDigits, .atLeast(1),
+                  "Fewest digits of an operand (an operand's length is uniform in min...max)."),
+        ConfigKey("task_max_digits", \.taskMaxDigits, "Most digits of an operand, in `task_min_digits...9`."),
+        ConfigKey("task_reverse", \.taskReverse, """
+            Write answers of + - * least significant digit first (`123+45=861$` for 168), the order the digits \
+            are computed in; division is written most significant digit first.
+            """),
+        ConfigKey("task_pad", \.taskPad, """
+            Zero-pad operands to `task_max_digits` and answers to their longest length (`003+045=8400$`): \
+            every problem has the same length.
+            """),
+        ConfigKey("task_traces", \.taskTraces, """
+            Worked steps before the answer: the partial products and running sums of a long multiplication, \
+            the steps of a long division (`+` and `-` have none).
+            """),
+        ConfigKey("task_mask_prompt", \.taskMaskPrompt, """
+            Targets -1 on the prompt `a+b=`, so the loss is on the answer (and the end marker) only; false \
+            learns the prompt too.
+            """),
+        ConfigKey("task_test_problems", \.taskTestProblems, .atLeast(1),
+                  "Held-out problems answered (greedy, with the key/value cache) at each evaluation."),
     ]
 
     // MARK: Lookup
@@ -340,6 +380,7 @@ extension NormKind: ConfigChoice {}
 extension PositionKind: ConfigChoice {}
 extension MLPKind: ConfigChoice {}
 extension NonfinitePolicy: ConfigChoice {}
+extension TaskKind: ConfigChoice {}
 
 // MARK: - Ranges
 

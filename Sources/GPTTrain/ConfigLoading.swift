@@ -13,6 +13,7 @@ extension TrainConfig {
     /// (`--batch_size=32`, as nanoGPT's configurator). The result is validated.
     public static func load(path: String?, overrides: [String]) throws -> TrainConfig {
         var config = TrainConfig()
+        config.dataset = unsetDataset
         if let path {
             try config.apply(toml: try readConfigFile(path), source: path)
         }
@@ -24,6 +25,7 @@ extension TrainConfig {
     /// `source` names the document in error messages.
     public static func load(toml: String, source: String, overrides: [String] = []) throws -> TrainConfig {
         var config = TrainConfig()
+        config.dataset = unsetDataset
         try config.apply(toml: toml, source: source)
         return try config.finished(overrides: overrides)
     }
@@ -32,6 +34,7 @@ extension TrainConfig {
     private func finished(overrides: [String]) throws -> TrainConfig {
         var config = self
         try config.apply(overrides: overrides)
+        config.resolveDataset()
         try config.validate()
         return config
     }

@@ -11,7 +11,11 @@ public final class Evaluator {
     public let comm: Communicator
     /// Batches per split.
     public let iters: Int
+    /// The exact-match accuracy on a task's test problems, for a run on a task.
+    public var accuracy: AccuracyEvaluator?
     private let batch: TokenBatch
+    /// Positions per evaluation row (block_size, or a task's row length).
+    public var rowLength: Int { batch.T }
 
     public init(model: GPT, source: BatchSource, comm: Communicator, iters: Int, batch: TokenBatch) {
         self.model = model; self.source = source; self.comm = comm; self.iters = iters; self.batch = batch
@@ -43,7 +47,9 @@ extension Evaluator {
     /// tokens per split from the counter stream seeded with `config.seed`, spread over the ranks.
     public static func forCheckpoint(_ c: Checkpoint, config: TrainConfig, comm: Communicator) throws -> Evaluator {
         _ = RunSetup.setThreads(config, comm: comm)
-        let (corpus, windows, _) = try RunSetup.openData(config, comm: comm)
+        let task = ArithmeticTask(config)
+        let (corpus, windows, _) = try task == nil ? RunSetup.openData(config, comm: comm)
+            : (CorpusInfo.generated(name: "arithmetic task", tokenizer: ArithmeticVocabulary.tokenizer), nil, 1)
         try Trainer.collective(comm) {
             var notes: [TrainEvent] = []
             if comm.isRoot { try RunSetup.checkCompatible(c, corpus: corpus, config: config, resume: false, notes: &notes) }
@@ -53,9 +59,13 @@ extension Evaluator {
         let model = GPT(config: mc, seed: UInt64(config.seed))
         load(c, into: model, moments: nil)
         let placement = SamplePlacement(rank: comm.rank, accumulation: 1, batch: config.batchSize, worldSize: comm.size)
-        let batch = TokenBatch(B: config.batchSize, T: config.blockSize)
+        let batch = TokenBatch(B: config.batchSize, T: task?.rowLength ?? config.blockSize)
         model.reserve(B: batch.B, T: batch.T)
-        return Evaluator(model: model, source: CounterWindows(windows: windows, placement: placement), comm: comm,
-                         iters: config.evalIters, batch: batch)
+        let source = RunSetup.batchSource(config, task: task, windows: windows, placement: placement, comm: comm, torch: nil)
+        let evaluator = Evaluator(model: model, source: source, comm: comm, iters: config.evalIters, batch: batch)
+        evaluator.accuracy = try task.map {
+            try AccuracyEvaluator(task: $0, model: model, comm: comm, problems: config.taskTestProblems)
+        }
+        return evaluator
     }
 }

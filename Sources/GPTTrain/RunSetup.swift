@@ -178,7 +178,7 @@ enum RunSetup {
 
     /// The corpus, opened on every rank, the token ids of this rank's slice checked, and its windows:
     /// the training shards (`data_shards`, by default one per rank) and the whole splits for evaluation.
-    static func openData(_ config: TrainConfig, comm: Communicator) throws -> (CorpusInfo, CorpusWindows, shards: Int) {
+    static func openData(_ config: TrainConfig, comm: Communicator) throws -> (CorpusInfo, CorpusWindows?, shards: Int) {
         let shards = config.dataShards > 0 ? config.dataShards : comm.size
         let seed = UInt64(config.seed), T = config.blockSize
         var opened: (CorpusInfo, CorpusWindows)?
@@ -195,6 +195,17 @@ enum RunSetup {
         }
         guard let (info, windows) = opened else { preconditionFailure("the corpus collective returned without it") }
         return (info, windows, shards)
+    }
+
+    /// Where the run's batches come from: the task's problems, else the corpus windows of the `rng` stream.
+    static func batchSource(_ config: TrainConfig, task: ArithmeticTask?, windows: CorpusWindows?, placement: SamplePlacement,
+                            comm: Communicator, torch: TorchGenerator?) -> BatchSource {
+        if let task { return ArithmeticBatches(task: task, placement: placement) }
+        guard let windows else { preconditionFailure("a run without a task reads a corpus") }
+        if let torch {
+            return TorchWindows(windows: windows, placement: placement, comm: comm, evalIters: config.evalIters, generator: torch)
+        }
+        return CounterWindows(windows: windows, placement: placement)
     }
 
     /// Rank 0: the checkpoint the run starts from (the newest good one of out_dir when resuming, the
@@ -241,7 +252,7 @@ enum RunSetup {
         do {
             _ = try corpus.tokenizer.encodeChecked(config.samplePrompt)
         } catch {
-            throw TrainError("sample_prompt: \(error) (corpus \(config.dataset)); change sample_prompt to "
+            throw TrainError("sample_prompt: \(error) (corpus \(corpus.path)); change sample_prompt to "
                 + "characters of the training text, or set sample_tokens = 0")
         }
     }

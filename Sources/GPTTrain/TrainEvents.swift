@@ -41,6 +41,8 @@ public struct RunDescription {
     public var model: GPTConfig
     public var parameters: Int, nonEmbeddingParameters: Int
     public var dataset: String, trainTokens: Int, valTokens: Int, tokenizerKind: String, shards: Int
+    /// The generated task the run learns instead of a corpus (nil: a corpus).
+    public var task: ArithmeticTask?
     public var worldSize: Int, nodes: Int, threads: Int
     public var accumulation: Int, batch: Int, block: Int, overlapComm: Bool
     public var step: Int, resumed: Bool, rng: RandomStream, seed: Int
@@ -52,9 +54,9 @@ public struct RunDescription {
         self.model = model.config
         parameters = model.layout.count; nonEmbeddingParameters = model.layout.nonEmbeddingCount
         dataset = config.dataset; trainTokens = corpus.trainTokens; valTokens = corpus.valTokens
-        tokenizerKind = corpus.tokenizer.kind; self.shards = shards
+        tokenizerKind = corpus.tokenizer.kind; self.shards = shards; task = ArithmeticTask(config)
         worldSize = comm.size; nodes = comm.nodeCount; self.threads = threads
-        accumulation = config.gradientAccumulationSteps; batch = config.batchSize; block = config.blockSize
+        accumulation = config.gradientAccumulationSteps; batch = config.batchSize; block = task?.rowLength ?? config.blockSize
         overlapComm = config.overlapComm; self.step = step; self.resumed = resumed; rng = config.rng; seed = config.seed
     }
 }
@@ -73,9 +75,10 @@ public struct StepReport {
     public var logged: Bool
 }
 
-/// One evaluation's losses.
+/// One evaluation's losses, and for a task its test accuracy.
 public struct EvalReport {
     public var step: Int, trainLoss: Double, valLoss: Double, bestValLoss: Double, isBest: Bool, seconds: Double
+    public var accuracy: AccuracyReport? = nil
 }
 
 /// The end-of-run figures.

@@ -28,6 +28,7 @@ public final class ConsoleReport: TrainEventSink {
         case .evaluation(let e):
             say(String(format: "step %d: train loss %.4f, val loss %.4f%@ (%.1fs)", e.step, e.trainLoss, e.valLoss,
                        (e.isBest ? " (best)" : "") as NSString, e.seconds))
+            if let a = e.accuracy { showAccuracy(a, step: e.step) }
         case .sample(let step, let text): say("sample at step \(step):\n" + text + "\n---")
         case .checkpoint(_, let path, let best, let seconds):
             say(String(format: "checkpoint %@ (%.1fs)%@", path as NSString, seconds, (best ? ", best so far" : "") as NSString))
@@ -43,8 +44,12 @@ public final class ConsoleReport: TrainEventSink {
                    m.nLayer, m.nHead, m.nEmbd, m.blockSize, m.vocabSize, Double(r.parameters) / 1e6,
                    Double(r.nonEmbeddingParameters) / 1e6))
         if !m.options.isEmpty { say("architecture: " + m.options.joined(separator: ", ")) }
-        say("data: \(r.dataset): \(formatCount(r.trainTokens)) train, \(formatCount(r.valTokens)) val tokens "
-            + "(\(r.tokenizerKind) tokenizer); \(r.shards) shard(s)")
+        if let t = r.task {
+            say("data: \(t.summary)")
+        } else {
+            say("data: \(r.dataset): \(formatCount(r.trainTokens)) train, \(formatCount(r.valTokens)) val tokens "
+                + "(\(r.tokenizerKind) tokenizer); \(r.shards) shard(s)")
+        }
         say("world: \(r.worldSize) rank(s) on \(r.nodes) node(s), \(r.threads) thread(s) per rank; "
             + "\(r.tokensPerStep) tokens per step "
             + "(\(r.worldSize) ranks x \(r.accumulation) micro-steps x \(r.batch) x \(r.block)); overlap_comm \(r.overlapComm)")
@@ -53,6 +58,11 @@ public final class ConsoleReport: TrainEventSink {
             say("rng: torch: PyTorch's generator seeded with \(r.seed) + rank, drawn from as nanoGPT's train.py draws "
                 + "(initial weights, then one torch.randint per window)")
         }
+    }
+
+    private func showAccuracy(_ a: AccuracyReport, step: Int) {
+        say("step \(step): test accuracy \(a.summary)")
+        for m in a.mistakes { say("  wrong: \(m.prompt)\(m.expected) model: \(m.prompt)\(m.got)") }
     }
 
     private func show(_ s: StepReport) {
@@ -101,8 +111,9 @@ public final class MetricsReport: TrainEventSink {
             try log.log("nonfinite", step: step, ["loss": .double(loss), "grad_norm": .double(norm),
                                                   "skipped_in_a_row": .int(inARow)])
         case .evaluation(let e):
-            try log.log("eval", step: e.step, ["train_loss": .double(e.trainLoss), "val_loss": .double(e.valLoss),
-                                               "best_val_loss": .double(e.bestValLoss)])
+            let losses: [String: MetricValue] = ["train_loss": .double(e.trainLoss), "val_loss": .double(e.valLoss),
+                                                 "best_val_loss": .double(e.bestValLoss)]
+            try log.log("eval", step: e.step, losses.merging(e.accuracy?.metricFields ?? [:]) { a, _ in a })
         case .sample(let step, let text): try log.log("sample", step: step, ["text": .string(text)])
         case .checkpoint(let step, let path, let best, _):
             try log.log("checkpoint", step: step, ["path": .string(path), "best": .bool(best)])

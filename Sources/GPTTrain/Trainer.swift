@@ -48,7 +48,9 @@ public final class Trainer {
         let threads = RunSetup.setThreads(config, comm: comm)
 
         // Every input is checked before anything is written.
-        let (corpus, windows, shards) = try RunSetup.openData(config, comm: comm)
+        let task = ArithmeticTask(config)
+        let (corpus, windows, shards) = try task == nil ? RunSetup.openData(config, comm: comm)
+            : (CorpusInfo.generated(name: "arithmetic task", tokenizer: ArithmeticVocabulary.tokenizer), nil, 1)
         self.corpus = corpus
         let (ckpt, startNotes) = try RunSetup.startingPoint(config, corpus: corpus, store: store, comm: comm, resume: resume)
         var notes = startNotes
@@ -63,11 +65,14 @@ public final class Trainer {
         // Batches, evaluation, reports.
         let placement = SamplePlacement(rank: comm.rank, accumulation: config.gradientAccumulationSteps,
                                         batch: config.batchSize, worldSize: comm.size)
-        source = start.torch.map { TorchWindows(windows: windows, placement: placement, comm: comm, evalIters: config.evalIters,
-                                          generator: $0) } ?? CounterWindows(windows: windows, placement: placement)
-        batch = TokenBatch(B: config.batchSize, T: config.blockSize)
+        source = RunSetup.batchSource(config, task: task, windows: windows, placement: placement, comm: comm,
+                                      torch: start.torch)
+        batch = TokenBatch(B: config.batchSize, T: task?.rowLength ?? config.blockSize)
         model.reserve(B: batch.B, T: batch.T)
         evaluator = Evaluator(model: model, source: source, comm: comm, iters: config.evalIters, batch: batch)
+        evaluator.accuracy = try task.map {
+            try AccuracyEvaluator(task: $0, model: start.model, comm: comm, problems: config.taskTestProblems)
+        }
         sgemmGFLOPS = RunSetup.calibrateSGEMM(C: mc.nEmbd, N: min(batch.B * batch.T, 2048))
         reports = try RunSetup.openReports(config, comm: comm, resume: resume, step: state.step)
         watchdog = try RunSetup.startWatchdog(config, comm: comm, reports: reports)
@@ -134,25 +139,32 @@ public final class Trainer {
 
     /// The micro-steps of step `it`: forward and backward of each micro-batch, gradients
     /// accumulated and averaged over the ranks. Returns the step's mean loss over every rank.
+    ///
+    /// The loss is the mean over every target of the step: each micro-batch's mean weighs 1/accumulation,
+    /// or, when batches hold different numbers of targets (a task's masks), its share of the step's targets.
     private func forwardBackward(step it: Int, sync: GradientSync) throws -> Double {
         let accum = cfg.gradientAccumulationSteps
+        let stepTargets = source.targetCount(step: it)
         model.zeroGrad()
         var lossSum: Float = 0
         for m in 0..<accum {
             try source.fillTraining(batch, step: it, micro: m)
             let first = (comm.rank * accum + m) * batch.B
             model.dropoutSeed = SeedStream.dropout.seed(UInt64(cfg.seed), it, first)
-            lossSum += model.forward(inputs: batch.inputs, targets: batch.targets, B: batch.B, T: batch.T)
+            let loss = model.forward(inputs: batch.inputs, targets: batch.targets, B: batch.B, T: batch.T)
+            // The ranks' gradients are averaged: a share of comm.size * count / stepTargets sums to the mean.
+            let share = stepTargets.map { Float(comm.size * model.targetCount) / Float(max(1, $0)) } ?? 1 / Float(accum)
+            lossSum += stepTargets == nil ? loss : loss * share
             let last = m == accum - 1
             if last && comm.size > 1 { watchdog?.enter("gradient allreduce") }
             if last && comm.size > 1 && cfg.overlapComm {
-                model.backward(lossScale: 1 / Float(accum)) { sync.ready($0) }
+                model.backward(lossScale: share) { sync.ready($0) }
             } else {
-                model.backward(lossScale: 1 / Float(accum))
+                model.backward(lossScale: share)
             }
         }
         if comm.size > 1 { sync.finish() }
-        let loss = Double(lossSum / Float(accum))
+        let loss = Double(stepTargets == nil ? lossSum / Float(accum) : lossSum)
         return comm.size > 1 ? comm.allreduce(loss, op: .mean) : loss
     }
 
@@ -196,10 +208,12 @@ public final class Trainer {
         sgemmGFLOPS = max(sgemmGFLOPS, RunSetup.calibrateSGEMM(C: model.config.nEmbd, N: min(batch.B * batch.T, 2048)))
         let t0 = monotonicSeconds()
         let (trainLoss, valLoss) = try evaluator.estimateLoss(step: state.step)
+        let accuracy = evaluator.accuracy?.evaluate()  // a collective, on every rank
         let isBest = valLoss < state.bestValLoss
         if isBest { state.bestValLoss = valLoss }
         try report(.evaluation(EvalReport(step: state.step, trainLoss: trainLoss, valLoss: valLoss,
-                                          bestValLoss: state.bestValLoss, isBest: isBest, seconds: monotonicSeconds() - t0)))
+                                          bestValLoss: state.bestValLoss, isBest: isBest, seconds: monotonicSeconds() - t0,
+                                          accuracy: accuracy)))
         let willSave = state.step > 0 && (isBest || cfg.alwaysSaveCheckpoint) && !cfg.evalOnly
         let sourceState = willSave ? source.checkpointState() : [:]  // a collective, on every rank
         guard comm.isRoot, !cfg.evalOnly else { return }
@@ -226,7 +240,9 @@ public final class Trainer {
         var prompt = (try? corpus.tokenizer.encodeChecked(cfg.samplePrompt)) ?? []
         if prompt.isEmpty { prompt = [0] }
         let sampler = Sampler(model: model)
-        let out = sampler.generate(prompt: prompt, maxNewTokens: tokens, temperature: 1, topK: 200, seed: seed)
+        // A task's sample ends with its answer.
+        let stop = cfg.task == .none ? nil : ArithmeticVocabulary.endToken
+        let out = sampler.generate(prompt: prompt, maxNewTokens: tokens, temperature: 1, topK: 200, seed: seed, stopAt: stop)
         return corpus.tokenizer.decode(prompt + out)
     }
 }

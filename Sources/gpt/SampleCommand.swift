@@ -41,12 +41,14 @@ struct SampleCommand: ParsableCommand {
             }
             if ids.isEmpty { ids = [0] }
             let sampler = Sampler(model: model)
+            // An arithmetic model's answer ends at the end marker.
+            let stop = ArithmeticVocabulary.isArithmetic(tok) ? ArithmeticVocabulary.endToken : nil
             let stdout = FileHandle.standardOutput
             for s in 0..<samples {
                 stdout.write(Data(prompt.utf8))
                 var pending: [Int32] = []
                 _ = sampler.generate(prompt: ids, maxNewTokens: tokens, temperature: temperature, topK: topK > 0 ? topK : nil,
-                                     seed: seed &+ UInt64(s), useCache: !noCache) { t in
+                                     seed: seed &+ UInt64(s), useCache: !noCache, stopAt: stop) { t in
                     pending.append(t)
                     // Decode as soon as the pending tokens form whole characters.
                     let text = tok.decode(pending)
