@@ -6,7 +6,7 @@
 // `wait()`. Here a second thread, the communication thread, does all MPI work
 // of a round: the computing thread hands it buckets of finished gradients and
 // goes on computing; the communication thread starts an MPI_Iallreduce per
-// bucket and tests all outstanding ones with one MPI_Testsome every
+// bucket (or an MPI_Ireduce_scatter, for ZeRO-1) and tests all outstanding ones with one MPI_Testsome every
 // `pollInterval`, sleeping in between, so the transfers advance while
 // backward runs and it costs little CPU time while there is nothing to move.
 // When backward is done the computing thread calls `finish()`, and the
@@ -104,6 +104,18 @@ public final class BackgroundAllreducer {
     /// The first call of a round passes MPI to the communication thread.
     public func start(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
         communicator.validate(count: count, "BackgroundAllreducer.start(\(count) floats)")
+        enqueue(Bucket(send: buffer, result: buffer, count: count, slices: nil))
+    }
+
+    /// Hands the bucket `send` (the sum of `counts` floats) to the communication thread, which
+    /// reduce-scatters it: this rank's slice of the mean over all ranks (`counts[rank]` floats)
+    /// lands in `recv`, which must not overlap `send`. Otherwise as `start(_:count:)`.
+    public func startReduceScatter(_ send: UnsafeMutablePointer<Float>, into recv: UnsafeMutablePointer<Float>, counts: [Int]) {
+        let slices = communicator.slices(counts, "BackgroundAllreducer.startReduceScatter(\(counts.reduce(0, +)) floats)")
+        enqueue(Bucket(send: send, result: recv, count: counts[communicator.rank], slices: slices))
+    }
+
+    private func enqueue(_ bucket: Bucket) {
         let beginsRound = state.withLock { !state.active }
         if beginsRound {
             caller = pthread_self()
@@ -111,7 +123,7 @@ public final class BackgroundAllreducer {
         }
         state.withLock {
             if beginsRound { state.beginRound(caller: caller) }
-            state.queue.append((buffer, count))
+            state.queue.append(bucket)
             state.signal()
         }
     }
@@ -145,11 +157,21 @@ public final class BackgroundAllreducer {
 
 // MARK: - The communication thread
 
+/// One bucket of a round: summed in place (`slices` nil), or reduce-scattered from `send` into `result`.
+private struct Bucket {
+    let send: UnsafeMutablePointer<Float>
+    /// Where the mean lands: `send` itself, or this rank's slice.
+    let result: UnsafeMutablePointer<Float>
+    /// Floats of the result on this rank.
+    let count: Int
+    let slices: SliceCounts?
+}
+
 /// What the caller and the communication thread share; every field is guarded by the mutex.
 private final class ReducerState {
     let communicator: Communicator
     let pollInterval: Double
-    var queue: [(UnsafeMutablePointer<Float>, Int)] = []
+    var queue: [Bucket] = []
     var active = false
     var finishing = false
     var shutdown = false
@@ -199,15 +221,15 @@ private final class ReducerState {
         var firstStart = 0.0
         while true {
             // Take new buckets and the caller's finish request together.
-            let (arrived, finishing) = withLock { () -> ([(UnsafeMutablePointer<Float>, Int)], Bool) in
+            let (arrived, finishing) = withLock { () -> ([Bucket], Bool) in
                 defer { queue.removeAll(keepingCapacity: true) }
                 return (queue, self.finishing)
             }
-            for (buffer, count) in arrived {
+            for bucket in arrived {
                 if round.buckets == 0 { firstStart = MPI_Wtime() }
-                requests.start(buffer, count: count)
+                requests.start(bucket)
                 round.buckets += 1
-                round.floats += count
+                round.floats += bucket.slices?.total ?? bucket.count
             }
             if finishing {
                 // The caller is waiting: nothing left to overlap with, so block until done.
@@ -239,15 +261,15 @@ private final class ReducerState {
 
 // MARK: - The requests of a round
 
-/// The running MPI_Iallreduce (sum) requests of a round, tested together; a bucket is
-/// divided by the number of ranks (the mean) as soon as all its pieces are complete.
+/// The running MPI_Iallreduce and MPI_Ireduce_scatter (sum) requests of a round, tested together;
+/// a bucket's result is divided by the number of ranks (the mean) as soon as all its pieces are complete.
 private final class RequestSet {
     let comm: Communicator
     /// One handle per piece (buckets beyond 2^30 floats have several); MPI_REQUEST_NULL once complete.
     private var handles: [MPI_Request?] = []
     /// Bucket of each handle.
     private var owner: [Int] = []
-    private var buckets: [(buffer: UnsafeMutablePointer<Float>, count: Int, pieces: Int)] = []
+    private var buckets: [(bucket: Bucket, pieces: Int)] = []
     private var indices: [Int32] = []
     /// Pieces still running.
     private(set) var running = 0
@@ -258,10 +280,18 @@ private final class RequestSet {
 
     init(comm: Communicator) { self.comm = comm }
 
-    /// Starts the in-place sum of a bucket, in pieces MPI's 32-bit counts can hold.
-    func start(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+    /// Starts the in-place sum of a bucket, in pieces MPI's 32-bit counts can hold, or its reduce-scatter.
+    func start(_ b: Bucket) {
         comm.enter("MPI_Iallreduce on the communication thread")
         let bucket = buckets.count
+        if let slices = b.slices {
+            handles.append(comm.startReduceScatter(b.send, into: b.result, slices))
+            owner.append(bucket)
+            buckets.append((b, 1))
+            running += 1
+            return
+        }
+        let buffer = b.send, count = b.count
         var pieces = 0, done = 0
         while done < count {
             let n = min(count - done, Communicator.maxChunk)
@@ -274,7 +304,7 @@ private final class RequestSet {
             pieces += 1
             done += n
         }
-        buckets.append((buffer, count, pieces))
+        buckets.append((b, pieces))
         running += pieces
         if pieces == 0 { complete(bucket) }
     }
@@ -308,7 +338,7 @@ private final class RequestSet {
 
     /// The mean: the same division the blocking `allreduce(.mean)` does, element by element.
     private func complete(_ bucket: Int) {
-        Float.divide(buckets[bucket].buffer, count: buckets[bucket].count, by: comm.size)
+        Float.divide(buckets[bucket].bucket.result, count: buckets[bucket].bucket.count, by: comm.size)
         completedBuckets += 1
         lastCompletion = MPI_Wtime()
     }

@@ -1,0 +1,148 @@
+// Collectives over a buffer split into consecutive per-rank slices, for ZeRO-1:
+// reduce-scatter (each rank receives the sum or mean of its own slice), all-gather
+// in place (every rank's slice to every rank), gather to one rank; blocking, and
+// non-blocking for the two the trainer overlaps.
+//
+// `counts[r]` elements belong to rank r and the slices follow each other in rank
+// order, so the whole buffer holds `counts.reduce(0, +)` elements; a count may be
+// zero (a rank with an empty slice). Each is one MPI call, so the whole buffer must
+// fit MPI's 32-bit counts and displacements (2^31 - 1 elements).
+import CMPI
+
+// MARK: - Slices
+
+/// Per-rank counts and displacements as MPI takes them, pinned in memory: a
+/// non-blocking collective reads them until it completes, so its request keeps them.
+final class SliceCounts {
+    let counts: UnsafeMutablePointer<Int32>
+    let displacements: UnsafeMutablePointer<Int32>
+    /// Elements of the whole buffer.
+    let total: Int
+
+    /// Nil when the counts add up to more than one MPI call can describe.
+    init?(_ values: [Int]) {
+        let total = values.reduce(0, +)
+        guard total <= Int(Int32.max) else { return nil }
+        self.total = total
+        counts = .allocate(capacity: max(1, values.count))
+        displacements = .allocate(capacity: max(1, values.count))
+        var offset = 0
+        for (r, n) in values.enumerated() {
+            counts[r] = Int32(n)
+            displacements[r] = Int32(offset)
+            offset += n
+        }
+    }
+
+    deinit { counts.deallocate(); displacements.deallocate() }
+}
+
+extension Communicator {
+    /// `counts` checked (one per rank, none negative, within one MPI call) and pinned.
+    func slices(_ counts: [Int], _ what: @autoclosure () -> String) -> SliceCounts {
+        if counts.count != size { fail("\(what()): \(counts.count) counts for a world of \(size) ranks") }
+        if let bad = counts.first(where: { $0 < 0 }) { fail("\(what()): count \(bad) is negative") }
+        guard let pinned = SliceCounts(counts) else {
+            fail("\(what()): \(counts.reduce(0, +)) elements exceed one MPI call (2^31 - 1); split the buffer")
+        }
+        return pinned
+    }
+
+    // MARK: - Blocking
+
+    /// Combines the whole buffer `send` across ranks; rank r receives its slice of the result
+    /// (`counts[r]` elements) in `recv`, which must not overlap `send`.
+    ///
+    /// `send` is (sum of counts,) on every rank. `.mean` sums, then divides by the number of ranks.
+    public func reduceScatter<T: CommReducible>(_ send: UnsafePointer<T>, into recv: UnsafeMutablePointer<T>,
+                                                counts: [Int], op: T.Reduction = .sum) {
+        let type = T.commDatatype
+        let what = { "reduceScatter(\(counts.reduce(0, +)) \(type.name), \(op))" }
+        enter("reduceScatter")
+        let s = slices(counts, what())
+        let t0 = MPI_Wtime()
+        check(blocking(what()) { MPI_Reduce_scatter(send, recv, s.counts, type.handle, op.mpiOp, comm) },
+              "MPI_Reduce_scatter in " + what())
+        noteBlocking(since: t0)
+        timing.reducedBytes += s.total * MemoryLayout<T>.stride
+        if op.isMean { T.divide(recv, count: counts[rank], by: size) }
+    }
+
+    /// In place: rank r's slice of `buf` (`counts[r]` elements at the sum of the counts before it)
+    /// goes to every rank, so that every rank ends with every slice.
+    public func allgather<T: CommElement>(_ buf: UnsafeMutablePointer<T>, counts: [Int]) {
+        let type = T.commDatatype
+        let what = { "allgather(\(counts.reduce(0, +)) \(type.name) in slices)" }
+        enter("allgather")
+        let s = slices(counts, what())
+        let t0 = MPI_Wtime()
+        check(blocking(what()) {
+            MPI_Allgatherv(swiftgpt_mpi_in_place(), 0, type.handle, buf, s.counts, s.displacements, type.handle, comm)
+        }, "MPI_Allgatherv in " + what())
+        noteBlocking(since: t0)
+    }
+
+    /// Every rank's slice (`counts[rank]` elements at `local`) into `full` on `root`, in rank order;
+    /// `full` (sum of counts,) is used on `root` only (nil elsewhere).
+    public func gather<T: CommElement>(_ local: UnsafePointer<T>, counts: [Int], into full: UnsafeMutablePointer<T>?,
+                                       root: Int = 0) {
+        let type = T.commDatatype
+        let what = { "gather(\(counts.reduce(0, +)) \(type.name) to rank \(root))" }
+        enter("gather")
+        let s = slices(counts, what())
+        guard let root32 = Int32(exactly: root), root < size else { fail("\(what()): root \(root) is not a rank") }
+        if rank == root && full == nil { fail("\(what()): the root passed no buffer to gather into") }
+        let t0 = MPI_Wtime()
+        check(blocking(what()) {
+            MPI_Gatherv(local, Int32(counts[rank]), type.handle, full, s.counts, s.displacements, type.handle, root32, comm)
+        }, "MPI_Gatherv in " + what())
+        noteBlocking(since: t0)
+    }
+
+    // MARK: - Non-blocking
+
+    /// Starts `reduceScatter` of floats and returns at once; `send` and `recv` stay untouched until
+    /// the request completes (with `.mean`, `recv` is divided by the number of ranks then).
+    package func ireduceScatter(_ send: UnsafePointer<Float>, into recv: UnsafeMutablePointer<Float>,
+                                counts: [Int], op: FloatReduction = .sum) -> AllreduceRequest {
+        enter("ireduceScatter")
+        let s = slices(counts, "ireduceScatter(\(counts.reduce(0, +)) floats)")
+        let t0 = MPI_Wtime()
+        let handle = startReduceScatter(send, into: recv, s, op: op)
+        let request = AllreduceRequest(communicator: self, buffer: recv, count: counts[rank], op: op, handles: [handle],
+                                       what: "ireduceScatter", keeping: s)
+        noteStarted(request, since: t0, bytes: s.total * MemoryLayout<Float>.stride)
+        return request
+    }
+
+    /// Starts the in-place `allgather` of float slices and returns at once; `buf` stays untouched until it completes.
+    package func iallgather(_ buf: UnsafeMutablePointer<Float>, counts: [Int]) -> AllreduceRequest {
+        enter("iallgather")
+        let s = slices(counts, "iallgather(\(counts.reduce(0, +)) floats in slices)")
+        let t0 = MPI_Wtime()
+        var handle: MPI_Request? = swiftgpt_mpi_request_null()
+        check(MPI_Iallgatherv(swiftgpt_mpi_in_place(), 0, swiftgpt_mpi_float(), buf, s.counts, s.displacements,
+                              swiftgpt_mpi_float(), comm, &handle), "MPI_Iallgatherv(\(s.total) floats)")
+        let request = AllreduceRequest(communicator: self, buffer: buf, count: s.total, op: .sum, handles: [handle],
+                                       what: "iallgather", keeping: s)
+        noteStarted(request, since: t0, bytes: 0)
+        return request
+    }
+
+    /// MPI_Ireduce_scatter (sum) of `slices.total` floats; the caller keeps `slices` until it completes.
+    func startReduceScatter(_ send: UnsafePointer<Float>, into recv: UnsafeMutablePointer<Float>, _ slices: SliceCounts,
+                            op: FloatReduction = .sum) -> MPI_Request? {
+        var handle: MPI_Request? = swiftgpt_mpi_request_null()
+        check(MPI_Ireduce_scatter(send, recv, slices.counts, swiftgpt_mpi_float(), op.mpiOp, comm, &handle),
+              "MPI_Ireduce_scatter(\(slices.total) floats, \(op))")
+        return handle
+    }
+
+    /// Counts a started non-blocking collective and keeps it for `progress()` until it completes.
+    func noteStarted(_ request: AllreduceRequest, since t0: Double, bytes: Int) {
+        timing.progressSeconds += MPI_Wtime() - t0
+        timing.nonBlockingCalls += 1
+        timing.reducedBytes += bytes
+        if !request.isComplete { outstanding.append(request) }
+    }
+}
