@@ -1,7 +1,7 @@
 // Collectives over a buffer split into consecutive per-rank slices, for ZeRO-1:
 // reduce-scatter (each rank receives the sum or mean of its own slice), all-gather
-// in place (every rank's slice to every rank), gather to one rank; blocking, and
-// non-blocking for the two the trainer overlaps.
+// in place (every rank's slice to every rank), gather to one rank and scatter from
+// it; blocking, and non-blocking for the two the trainer overlaps.
 //
 // `counts[r]` elements belong to rank r and the slices follow each other in rank
 // order, so the whole buffer holds `counts.reduce(0, +)` elements; a count may be
@@ -96,6 +96,23 @@ extension Communicator {
         check(blocking(what()) {
             MPI_Gatherv(local, Int32(counts[rank]), type.handle, full, s.counts, s.displacements, type.handle, root32, comm)
         }, "MPI_Gatherv in " + what())
+        noteBlocking(since: t0)
+    }
+
+    /// The mirror image of `gather`: `root`'s whole buffer `full` (nil elsewhere) cut into the
+    /// ranks' slices, rank r's `counts[r]` elements into its `local`.
+    public func scatter<T: CommElement>(_ full: UnsafePointer<T>?, counts: [Int], into local: UnsafeMutablePointer<T>,
+                                        root: Int = 0) {
+        let type = T.commDatatype
+        let what = { "scatter(\(counts.reduce(0, +)) \(type.name) from rank \(root))" }
+        enter("scatter")
+        let s = slices(counts, what())
+        guard let root32 = Int32(exactly: root), root < size else { fail("\(what()): root \(root) is not a rank") }
+        if rank == root && full == nil { fail("\(what()): the root passed no buffer to scatter") }
+        let t0 = MPI_Wtime()
+        check(blocking(what()) {
+            MPI_Scatterv(full, s.counts, s.displacements, type.handle, local, Int32(counts[rank]), type.handle, root32, comm)
+        }, "MPI_Scatterv in " + what())
         noteBlocking(since: t0)
     }
 

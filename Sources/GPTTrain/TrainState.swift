@@ -72,16 +72,21 @@ func load(_ c: Checkpoint, into model: GPT, moments optimizer: AdamW?) {
 }
 
 /// Rank 0's checkpoint (nil on the other ranks) on every rank: the weights, rank 0's own when there
-/// is no checkpoint, and, given an optimizer, each rank's slice of the moments (which travel whole).
+/// is no checkpoint, and, given an optimizer, each rank's slice of the moments (broadcast whole to
+/// unsharded optimizers, scattered to sharded ones: no rank but 0 ever holds more than its slice).
 func distribute(_ c: Checkpoint?, into model: GPT, moments optimizer: AdamW?, comm: Communicator) {
     let n = model.parameterCount
-    if let c { load(c, into: model, moments: nil) }
+    if let c { load(c, into: model, moments: optimizer) }
     if comm.size > 1 { comm.broadcast(model.params, count: n) }
-    guard let optimizer, comm.broadcast(c?.adamM != nil && c?.adamV != nil ? 1 : 0) == 1 else { return }
-    var m = c?.adamM ?? [Float](repeating: 0, count: n), v = c?.adamV ?? [Float](repeating: 0, count: n)
-    if comm.size > 1 {
-        m.withUnsafeMutableBufferPointer { comm.broadcast($0.baseAddress!, count: n) }
-        v.withUnsafeMutableBufferPointer { comm.broadcast($0.baseAddress!, count: n) }
+    guard let optimizer, comm.size > 1, comm.broadcast(c?.adamM != nil && c?.adamV != nil ? 1 : 0) == 1 else { return }
+    let counts = comm.allgather(optimizer.count)
+    for (whole, own) in [(c?.adamM, optimizer.m), (c?.adamV, optimizer.v)] {
+        if counts.allSatisfy({ $0 == n }) {
+            comm.broadcast(own, count: n)
+        } else if let whole {
+            whole.withUnsafeBufferPointer { comm.scatter($0.baseAddress, counts: counts, into: own) }
+        } else {
+            comm.scatter(nil, counts: counts, into: own)
+        }
     }
-    optimizer.loadMoments(m: m, v: v)
 }
