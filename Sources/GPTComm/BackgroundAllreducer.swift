@@ -104,15 +104,16 @@ public final class BackgroundAllreducer {
     /// The first call of a round passes MPI to the communication thread.
     public func start(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
         communicator.validate(count: count, "BackgroundAllreducer.start(\(count) floats)")
-        enqueue(Bucket(send: buffer, result: buffer, count: count, slices: nil))
+        enqueue(Bucket(buffer: buffer, count: count, slices: nil))
     }
 
-    /// Hands the bucket `send` (the sum of `counts` floats) to the communication thread, which
-    /// reduce-scatters it: this rank's slice of the mean over all ranks (`counts[rank]` floats)
-    /// lands in `recv`, which must not overlap `send`. Otherwise as `start(_:count:)`.
-    public func startReduceScatter(_ send: UnsafeMutablePointer<Float>, into recv: UnsafeMutablePointer<Float>, counts: [Int]) {
+    /// Hands the bucket `buffer` (the sum of `counts` floats) to the communication thread, which
+    /// reduce-scatters it in place: this rank's slice of the bucket (`counts[rank]` floats after
+    /// the counts of the ranks before it) ends up holding the mean over all ranks, the rest of the
+    /// bucket undefined. Otherwise as `start(_:count:)`.
+    public func startReduceScatter(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
         let slices = communicator.slices(counts, "BackgroundAllreducer.startReduceScatter(\(counts.reduce(0, +)) floats)")
-        enqueue(Bucket(send: send, result: recv, count: counts[communicator.rank], slices: slices))
+        enqueue(Bucket(buffer: buffer, count: counts[communicator.rank], slices: slices))
     }
 
     private func enqueue(_ bucket: Bucket) {
@@ -157,12 +158,10 @@ public final class BackgroundAllreducer {
 
 // MARK: - The communication thread
 
-/// One bucket of a round: summed in place (`slices` nil), or reduce-scattered from `send` into `result`.
+/// One bucket of a round, in place: allreduced (`slices` nil) or reduce-scattered into this rank's slice.
 private struct Bucket {
-    let send: UnsafeMutablePointer<Float>
-    /// Where the mean lands: `send` itself, or this rank's slice.
-    let result: UnsafeMutablePointer<Float>
-    /// Floats of the result on this rank.
+    let buffer: UnsafeMutablePointer<Float>
+    /// Floats of the result on this rank (the bucket, or this rank's slice of it).
     let count: Int
     let slices: SliceCounts?
 }
@@ -285,13 +284,13 @@ private final class RequestSet {
         comm.enter("MPI_Iallreduce on the communication thread")
         let bucket = buckets.count
         if let slices = b.slices {
-            handles.append(comm.startReduceScatter(b.send, into: b.result, slices))
+            handles.append(comm.startReduceScatter(nil, into: b.buffer, slices))
             owner.append(bucket)
             buckets.append((b, 1))
             running += 1
             return
         }
-        let buffer = b.send, count = b.count
+        let buffer = b.buffer, count = b.count
         var pieces = 0, done = 0
         while done < count {
             let n = min(count - done, Communicator.maxChunk)
@@ -338,7 +337,9 @@ private final class RequestSet {
 
     /// The mean: the same division the blocking `allreduce(.mean)` does, element by element.
     private func complete(_ bucket: Int) {
-        Float.divide(buckets[bucket].bucket.result, count: buckets[bucket].bucket.count, by: comm.size)
+        let b = buckets[bucket].bucket
+        let result = b.slices?.placeOwnSlice(b.buffer, rank: comm.rank) ?? b.buffer
+        Float.divide(result, count: b.count, by: comm.size)
         completedBuckets += 1
         lastCompletion = MPI_Wtime()
     }

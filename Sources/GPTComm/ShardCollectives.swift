@@ -35,6 +35,14 @@ final class SliceCounts {
     }
 
     deinit { counts.deallocate(); displacements.deallocate() }
+
+    /// After an in-place reduce-scatter, which leaves each rank's result at the start of the buffer:
+    /// moves it into the rank's own slice (the regions may overlap) and returns where that is.
+    func placeOwnSlice<T>(_ buf: UnsafeMutablePointer<T>, rank: Int) -> UnsafeMutablePointer<T> {
+        let own = buf + Int(displacements[rank])
+        if own != buf { own.update(from: buf, count: Int(counts[rank])) }
+        return own
+    }
 }
 
 extension Communicator {
@@ -66,6 +74,23 @@ extension Communicator {
         noteBlocking(since: t0)
         timing.reducedBytes += s.total * MemoryLayout<T>.stride
         if op.isMean { T.divide(recv, count: counts[rank], by: size) }
+    }
+
+    /// In place: combines the whole buffer `buf` across ranks; rank r's slice of the result ends in
+    /// its own slice of `buf` (`counts[r]` elements at the sum of the counts before it); the rest of
+    /// `buf` is left undefined. No second buffer: what ZeRO-1 uses.
+    public func reduceScatter<T: CommReducible>(_ buf: UnsafeMutablePointer<T>, counts: [Int], op: T.Reduction = .sum) {
+        let type = T.commDatatype
+        let what = { "reduceScatter(\(counts.reduce(0, +)) \(type.name), \(op), in place)" }
+        enter("reduceScatter")
+        let s = slices(counts, what())
+        let t0 = MPI_Wtime()
+        check(blocking(what()) { MPI_Reduce_scatter(swiftgpt_mpi_in_place(), buf, s.counts, type.handle, op.mpiOp, comm) },
+              "MPI_Reduce_scatter in " + what())
+        noteBlocking(since: t0)
+        timing.reducedBytes += s.total * MemoryLayout<T>.stride
+        let own = s.placeOwnSlice(buf, rank: rank)
+        if op.isMean { T.divide(own, count: counts[rank], by: size) }
     }
 
     /// In place: rank r's slice of `buf` (`counts[r]` elements at the sum of the counts before it)
@@ -146,11 +171,14 @@ extension Communicator {
         return request
     }
 
-    /// MPI_Ireduce_scatter (sum) of `slices.total` floats; the caller keeps `slices` until it completes.
-    func startReduceScatter(_ send: UnsafePointer<Float>, into recv: UnsafeMutablePointer<Float>, _ slices: SliceCounts,
+    /// MPI_Ireduce_scatter (sum) of `slices.total` floats, in place when `send` is nil (then the
+    /// result is at the start of `recv` until `SliceCounts.placeOwnSlice` moves it); the caller keeps
+    /// `slices` until it completes.
+    func startReduceScatter(_ send: UnsafePointer<Float>?, into recv: UnsafeMutablePointer<Float>, _ slices: SliceCounts,
                             op: FloatReduction = .sum) -> MPI_Request? {
         var handle: MPI_Request? = swiftgpt_mpi_request_null()
-        check(MPI_Ireduce_scatter(send, recv, slices.counts, swiftgpt_mpi_float(), op.mpiOp, comm, &handle),
+        let source = send.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(swiftgpt_mpi_in_place())
+        check(MPI_Ireduce_scatter(source, recv, slices.counts, swiftgpt_mpi_float(), op.mpiOp, comm, &handle),
               "MPI_Ireduce_scatter(\(slices.total) floats, \(op))")
         return handle
     }

@@ -10,8 +10,8 @@ import GPTCore
 /// Both paths sum over ranks and then divide each element by the number of
 /// ranks; only the order in which MPI adds the ranks' values may differ.
 ///
-/// With ZeRO-1 (`shards`) the same buckets are reduce-scattered instead: each rank receives the
-/// mean of its own slice only, in `shardGrads`; the norm for clipping comes from the slices
+/// With ZeRO-1 (`shards`) the same buckets are reduce-scattered in place instead: each rank ends
+/// with the mean of its own slice only (`shardGrads`; the rest of `grads` is left undefined); the norm for clipping comes from the slices
 /// (one scalar allreduce), and after each rank's update `gatherParameters` all-gathers them.
 final class GradientSync {
     let comm: Communicator
@@ -24,8 +24,7 @@ final class GradientSync {
     let shards: ShardLayout?
     /// This rank's slice of the buffer (all of it without `shards`).
     let shard: Range<Int>
-    /// The averaged gradients of `shard`, which the optimizer applies: `grads` itself without
-    /// `shards`, else a buffer of its own (a reduce-scatter cannot land in its send buffer).
+    /// The averaged gradients of `shard`, which the optimizer applies: `grads + shard.lowerBound`.
     let shardGrads: UnsafeMutablePointer<Float>
     private let shardCounts: [Int]
     private var pending: Range<Int>?
@@ -39,11 +38,9 @@ final class GradientSync {
         reducer = overlap && comm.size > 1 ? BackgroundAllreducer(communicator: comm) : nil
         shards = Self.shards(zeroStage: zeroStage, count: count, comm: comm)
         shard = shards?.range(of: comm.rank) ?? 0..<count
-        shardGrads = shards == nil ? grads : .allocate(capacity: shard.count)
+        shardGrads = grads + shard.lowerBound
         shardCounts = shards?.counts(in: 0..<count) ?? []
     }
-
-    deinit { if shards != nil { shardGrads.deallocate() } }
 
     /// ZeRO-1's split of `count` parameters over the world (stage 1 with more than one rank), else nil.
     static func shards(zeroStage: Int, count: Int, comm: Communicator) -> ShardLayout? {
@@ -77,19 +74,17 @@ final class GradientSync {
             launched = false
             covered = 0
         } else if shards != nil {
-            comm.reduceScatter(grads, into: shardGrads, counts: shardCounts, op: .mean)
+            comm.reduceScatter(grads, counts: shardCounts, op: .mean)
         } else {
             comm.allreduce(grads, count: count, op: .mean)
         }
     }
 
     /// Starts the bucket `r` on the communication thread: its allreduce, or its reduce-scatter
-    /// into the part of `shardGrads` that `r` covers.
+    /// (which leaves the part of `shardGrads` that `r` covers averaged).
     private func launch(_ r: Range<Int>, on reducer: BackgroundAllreducer) {
         guard let shards else { return reducer.start(grads + r.lowerBound, count: r.count) }
-        let mine = r.clamped(to: shard)
-        let offset = mine.isEmpty ? 0 : mine.lowerBound - shard.lowerBound
-        reducer.startReduceScatter(grads + r.lowerBound, into: shardGrads + offset, counts: shards.counts(in: r))
+        reducer.startReduceScatter(grads + r.lowerBound, counts: shards.counts(in: r))
     }
 
     // MARK: - Clipping, parameters and moments

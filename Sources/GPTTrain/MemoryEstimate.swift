@@ -4,9 +4,8 @@ import GPTCore
 /// What a training run will hold in memory, worked out from its config before anything is allocated.
 ///
 /// Per rank: the parameters, their gradients and AdamW's two moments (four
-/// buffers of the parameter layout; with zero_stage 1 on more than one rank the
-/// moments of rank 0's shard, the largest, and the averaged gradients of that shard
-/// on top of the whole gradient buffer), the activation arena for (batch_size,
+/// buffers of the parameter layout; with zero_stage 1 on more than one rank only the
+/// moments of rank 0's shard, the largest), the activation arena for (batch_size,
 /// block_size) as `GPT.activationFloatCount` sizes it, and the token buffers
 /// (inputs and targets, in the trainer and in the model: four buffers of
 /// batch_size x block_size Int32). Per node: per rank times the ranks on the
@@ -27,11 +26,10 @@ public struct MemoryEstimate: Sendable {
     public init(model: GPTConfig, batchSize B: Int, blockSize T: Int, ranksOnNode: Int, worldSize: Int = 1, zeroStage: Int = 0) {
         let float = MemoryLayout<Float>.size, token = MemoryLayout<Int32>.size
         let count = ParameterLayout.floatCount(config: model)
-        let sharded = zeroStage >= 1 && worldSize > 1
-        let shard = count.map { sharded ? ShardLayout(count: $0, ranks: worldSize).largest : $0 }
+        let shard = count.map { zeroStage >= 1 && worldSize > 1 ? ShardLayout(count: $0, ranks: worldSize).largest : $0 }
         let params = CheckedSize.times(count, float)
         parameters = params
-        gradients = sharded ? CheckedSize.sum([params, CheckedSize.times(shard, float)]) : params
+        gradients = params
         optimizerElements = shard
         adamMoments = CheckedSize.times(shard, 2 * float)
         activations = CheckedSize.times(GPT.activationFloatCount(config: model, B: B, T: T), float)
