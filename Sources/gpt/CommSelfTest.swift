@@ -349,19 +349,23 @@ struct CommSelfTest {
         let counts = (0..<n).map { $0 == 1 ? 0 : 1000 * $0 + 7 }
         let total = counts.reduce(0, +), start = counts[..<r].reduce(0, +), mine = counts[r]
         let triangle = n * (n + 1) / 2
-        check("reduceScatter mean and ireduceScatter sum, \(total) floats in slices of \(counts)") {
+        check("reduceScatter mean, in place and not, and ireduceScatter sum, \(total) floats in slices of \(counts)") {
             withBuffer(Float.self, total) { send in
                 for i in 0..<total { send[i] = Float((r + 1) * (i % 13 + 1)) }
-                return withBuffer(Float.self, max(1, mine)) { recv in
+                let mean = { (i: Int) in Float(triangle * ((start + i) % 13 + 1)) / Float(n) }
+                let problem = withBuffer(Float.self, max(1, mine)) { recv in
                     comm.reduceScatter(send, into: recv, counts: counts, op: .mean)
-                    if let bad = firstMismatch(recv, mine, { Float(triangle * ((start + $0) % 13 + 1)) / Float(n) }) { return bad }
+                    if let bad = firstMismatch(recv, mine, mean) { return bad }
                     let request = comm.ireduceScatter(send, into: recv, counts: counts)
                     while !request.test() { comm.progress() }
                     return firstMismatch(recv, mine) { Float(triangle * ((start + $0) % 13 + 1)) }
                 }
+                if let problem { return problem }
+                comm.reduceScatter(send, counts: counts, op: .mean)
+                return firstMismatch(send + start, mine, mean).map { "in place: " + $0 }
             }
         }
-        check("allgather and iallgather in place, gather to the last rank, \(total) floats in slices") {
+        check("allgather and iallgather in place, gather to the last rank and scatter back, \(total) floats in slices") {
             withBuffer(Float.self, total) { buf in
                 let owner = (0..<total).map { i in counts.indices.last { counts[..<$0].reduce(0, +) <= i }! }
                 for round in 0..<2 {
@@ -373,7 +377,11 @@ struct CommSelfTest {
                 return withBuffer(Float.self, total) { full in
                     full.initialize(repeating: -1, count: total)
                     comm.gather(buf + start, counts: counts, into: r == last ? full : nil, root: last)
-                    return r == last ? firstMismatch(full, total) { Float(owner[$0] * 100_000 + $0) } : nil
+                    if r == last, let bad = firstMismatch(full, total, { Float(owner[$0] * 100_000 + $0) }) { return "gather: " + bad }
+                    return withBuffer(Float.self, max(1, mine)) { local in
+                        comm.scatter(r == last ? full : nil, counts: counts, into: local, root: last)
+                        return firstMismatch(local, mine) { Float(r * 100_000 + start + $0) }.map { "scatter: " + $0 }
+                    }
                 }
             }
         }
