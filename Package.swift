@@ -10,8 +10,10 @@
 //   GPTCore        the model: kernels (forward/backward pairs), parameters, AdamW, sampling
 //   GPTData        files: the HDF5 wrapper, corpora (read, prepared from text or documents),
 //                  checkpoints, tokenizer files
-//   GPTComm        the only module that talks MPI: Communicator
-//   GPTTrain       configs, data loader, the training loop, metrics
+//   GPTComm        the only module that talks MPI: Communicator, generic collectives, the
+//                  communication thread, one deadline monitor for the watchdogs
+//   GPTTrain       configs (one key table), batch sources, the training loop and its parts
+//                  (state, evaluator, reports to console and metrics.jsonl), checkpoints on disk
 //   gpt            the command-line tool
 import PackageDescription
 
