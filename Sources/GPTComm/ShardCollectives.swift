@@ -150,7 +150,9 @@ extension Communicator {
         enter("ireduceScatter")
         let s = slices(counts, "ireduceScatter(\(counts.reduce(0, +)) floats)")
         let t0 = MPI_Wtime()
-        let handle = startReduceScatter(send, into: recv, s, op: op)
+        var handle: MPI_Request? = swiftgpt_mpi_request_null()
+        check(MPI_Ireduce_scatter(send, recv, s.counts, swiftgpt_mpi_float(), op.mpiOp, comm, &handle),
+              "MPI_Ireduce_scatter(\(s.total) floats, \(op))")
         let request = AllreduceRequest(communicator: self, buffer: recv, count: counts[rank], op: op, handles: [handle],
                                        what: "ireduceScatter", keeping: s)
         noteStarted(request, since: t0, bytes: s.total * MemoryLayout<Float>.stride)
@@ -169,18 +171,6 @@ extension Communicator {
                                        what: "iallgather", keeping: s)
         noteStarted(request, since: t0, bytes: 0)
         return request
-    }
-
-    /// MPI_Ireduce_scatter (sum) of `slices.total` floats, in place when `send` is nil (then the
-    /// result is at the start of `recv` until `SliceCounts.placeOwnSlice` moves it); the caller keeps
-    /// `slices` until it completes.
-    func startReduceScatter(_ send: UnsafePointer<Float>?, into recv: UnsafeMutablePointer<Float>, _ slices: SliceCounts,
-                            op: FloatReduction = .sum) -> MPI_Request? {
-        var handle: MPI_Request? = swiftgpt_mpi_request_null()
-        let source = send.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(swiftgpt_mpi_in_place())
-        check(MPI_Ireduce_scatter(source, recv, slices.counts, swiftgpt_mpi_float(), op.mpiOp, comm, &handle),
-              "MPI_Ireduce_scatter(\(slices.total) floats, \(op))")
-        return handle
     }
 
     /// Counts a started non-blocking collective and keeps it for `progress()` until it completes.

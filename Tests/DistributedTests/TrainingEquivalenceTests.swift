@@ -305,9 +305,10 @@ final class TrainingEquivalenceTests: XCTestCase {
         return d
     }
 
-    /// The final parameters agree within `tolerance` per tensor, and so do the logged loss and
-    /// gradient norm of every step (which a sum-instead-of-mean bug changes even where AdamW's
-    /// scale invariance and clipping hide it in the parameters).
+    /// The final parameters agree within `tolerance` per tensor, and the logged loss and gradient
+    /// norm of every step within `tolerance` or 1e-5, whichever is larger (a sum-instead-of-mean bug
+    /// changes them by a factor of the ranks, even where AdamW's scale invariance and clipping hide
+    /// it in the parameters).
     private func assertEquivalent(_ run: Run, _ reference: Run, _ what: String, steps: Int = 5, tolerance: Double = tolerance,
                                   file: StaticString = #filePath, line: UInt = #line) throws {
         let a = try Checkpoint.read(from: run.checkpoint), b = try Checkpoint.read(from: reference.checkpoint)
@@ -325,8 +326,9 @@ final class TrainingEquivalenceTests: XCTestCase {
         print("\(what): max relative difference \(d.description); logged loss \(String(format: "%.3g", loss)), "
               + "grad norm \(String(format: "%.3g", norm))")
         XCTAssertLessThan(d.relative, tolerance, "\(what): parameters differ by \(d.description)", file: file, line: line)
-        XCTAssertLessThan(loss, tolerance, "\(what): logged losses differ by \(loss) (relative)", file: file, line: line)
-        XCTAssertLessThan(norm, tolerance, "\(what): logged gradient norms differ by \(norm) (relative)", file: file, line: line)
+        let logged = max(tolerance, 1e-5)
+        XCTAssertLessThan(loss, logged, "\(what): logged losses differ by \(loss) (relative)", file: file, line: line)
+        XCTAssertLessThan(norm, logged, "\(what): logged gradient norms differ by \(norm) (relative)", file: file, line: line)
     }
 
     /// The logged loss and gradient norm of every step of a run, in step order.
