@@ -112,16 +112,10 @@ extension Communicator {
     public func gather<T: CommElement>(_ local: UnsafePointer<T>, counts: [Int], into full: UnsafeMutablePointer<T>?,
                                        root: Int = 0) {
         let type = T.commDatatype
-        let what = { "gather(\(counts.reduce(0, +)) \(type.name) to rank \(root))" }
-        enter("gather")
-        let s = slices(counts, what())
-        guard let root32 = Int32(exactly: root), root < size else { fail("\(what()): root \(root) is not a rank") }
-        if rank == root && full == nil { fail("\(what()): the root passed no buffer to gather into") }
-        let t0 = MPI_Wtime()
-        check(blocking(what()) {
+        rooted("Gatherv", "gather(\(counts.reduce(0, +)) \(type.name) to rank \(root))", counts: counts, root: root,
+               rootHasBuffer: full != nil) { s, root32 in
             MPI_Gatherv(local, Int32(counts[rank]), type.handle, full, s.counts, s.displacements, type.handle, root32, comm)
-        }, "MPI_Gatherv in " + what())
-        noteBlocking(since: t0)
+        }
     }
 
     /// The mirror image of `gather`: `root`'s whole buffer `full` (nil elsewhere) cut into the
@@ -129,15 +123,21 @@ extension Communicator {
     public func scatter<T: CommElement>(_ full: UnsafePointer<T>?, counts: [Int], into local: UnsafeMutablePointer<T>,
                                         root: Int = 0) {
         let type = T.commDatatype
-        let what = { "scatter(\(counts.reduce(0, +)) \(type.name) from rank \(root))" }
-        enter("scatter")
-        let s = slices(counts, what())
-        guard let root32 = Int32(exactly: root), root < size else { fail("\(what()): root \(root) is not a rank") }
-        if rank == root && full == nil { fail("\(what()): the root passed no buffer to scatter") }
-        let t0 = MPI_Wtime()
-        check(blocking(what()) {
+        rooted("Scatterv", "scatter(\(counts.reduce(0, +)) \(type.name) from rank \(root))", counts: counts, root: root,
+               rootHasBuffer: full != nil) { s, root32 in
             MPI_Scatterv(full, s.counts, s.displacements, type.handle, local, Int32(counts[rank]), type.handle, root32, comm)
-        }, "MPI_Scatterv in " + what())
+        }
+    }
+
+    /// What `gather` and `scatter` share: the checks, the one MPI call `call(slices, root)`, its timing.
+    private func rooted(_ name: String, _ what: String, counts: [Int], root: Int, rootHasBuffer: Bool,
+                        _ call: (SliceCounts, Int32) -> Int32) {
+        enter(what)
+        let s = slices(counts, what)
+        guard let root32 = Int32(exactly: root), root >= 0, root < size else { fail("\(what): root \(root) is not a rank") }
+        if rank == root && !rootHasBuffer { fail("\(what): the root passed no buffer for the whole") }
+        let t0 = MPI_Wtime()
+        check(blocking(what) { call(s, root32) }, "MPI_\(name) in " + what)
         noteBlocking(since: t0)
     }
 
