@@ -11,8 +11,9 @@ import GPTCore
 /// ranks; only the order in which MPI adds the ranks' values may differ.
 ///
 /// With ZeRO-1 (`shards`) the same buckets are reduce-scattered in place instead: each rank ends
-/// with the mean of its own slice only (`shardGrads`; the rest of `grads` is left undefined); the norm for clipping comes from the slices
-/// (one scalar allreduce), and after each rank's update `gatherParameters` all-gathers them.
+/// with the mean of its own slice only (`shardGrads`; the rest of `grads` is left undefined). The
+/// norm for clipping comes from the slices (one scalar allreduce), and after each rank's update
+/// `gatherParameters` all-gathers them.
 final class GradientSync {
     let comm: Communicator
     let grads: UnsafeMutablePointer<Float>
