@@ -17,6 +17,7 @@
 #   --np N                         ranks on the cluster (default 2: one per test host)
 #   --rate RATE                    cluster link rate, tc syntax (default 1gbit); "off" leaves links unshaped
 #   --bucket-mb M                  gradient bucket size for overlap (default: the config's)
+#   --set KEY=VALUE                one more config setting for every run, e.g. zero_stage=1 (repeatable)
 #
 # Environment: SWIFTGPT_BIN (gpt binary; default .build/release/gpt), BENCH_DATA
 # (corpus .h5; default: Tiny Shakespeare prepared into BENCH_DIR), BENCH_DIR
@@ -38,7 +39,7 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0
 mode=$1
 shift
 case $mode in local|cluster) ;; -h|--help|help) usage 0 ;; *) die "unknown mode '$mode'; use local or cluster" ;; esac
-model="" batch="" steps=6 repeat=3 np=2 rate=1gbit bucket_mb=""
+model="" batch="" steps=6 repeat=3 np=2 rate=1gbit bucket_mb="" extra=()
 while [[ $# -gt 0 ]]; do
     [[ $# -ge 2 ]] || die "$1 needs a value"
     case $1 in
@@ -49,6 +50,7 @@ while [[ $# -gt 0 ]]; do
         --np) np=$2 ;;
         --rate) rate=$2 ;;
         --bucket-mb) bucket_mb=$2 ;;
+        --set) extra+=(--set "$2") ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
     shift 2
@@ -123,7 +125,7 @@ train() {
         --set block_size=256 --set batch_size="$b" --set dropout=0 --set max_iters="$steps" \
         --set eval_interval=100000 --set eval_iters=1 --set sample_tokens=0 --set check_interval=0 \
         --set always_save_checkpoint=false --set log_interval=1 --set threads=1 \
-        ${bucket_mb:+--set bucket_mb=$bucket_mb} "$@" >"$out.log" 2>&1; then
+        ${bucket_mb:+--set bucket_mb=$bucket_mb} "${extra[@]}" "$@" >"$out.log" 2>&1; then
         tail -n 20 "$out.log" >&2
         die "run $name failed (log above)"
     fi

@@ -37,14 +37,11 @@ extension Communicator {
             done += n
         }
         let request = AllreduceRequest(communicator: self, buffer: buf, count: count, op: op, handles: handles)
-        timing.progressSeconds += MPI_Wtime() - t0
-        timing.nonBlockingCalls += 1
-        timing.reducedBytes += count * MemoryLayout<Float>.stride
-        if !request.isComplete { outstanding.append(request) }
+        noteStarted(request, since: t0, bytes: count * MemoryLayout<Float>.stride)
         return request
     }
 
-    /// Lets MPI move outstanding non-blocking allreduces forward; returns how many are still running.
+    /// Lets MPI move outstanding non-blocking collectives forward; returns how many are still running.
     ///
     /// Cheap when nothing is outstanding. Call it between pieces of computation
     /// (e.g. after each layer's backward) so that communication overlaps them.
@@ -59,51 +56,58 @@ extension Communicator {
         return outstanding.count
     }
 
-    /// Number of non-blocking allreduces started and not yet known to be complete.
+    /// Number of non-blocking collectives started and not yet known to be complete.
     package var outstandingRequests: Int { outstanding.count }
 }
 
 // MARK: - AllreduceRequest
 
-/// A running non-blocking allreduce; complete it with `wait()` or poll it with `test()`.
+/// A running non-blocking collective (allreduce, reduce-scatter or all-gather of floats);
+/// complete it with `wait()` or poll it with `test()`.
 package final class AllreduceRequest {
     /// Whether the result is in the buffer.
     package private(set) var isComplete = false
-    /// Number of floats being reduced.
+    /// Number of floats of the result on this rank.
     package let count: Int
 
     private unowned let communicator: Communicator
     private let buffer: UnsafeMutablePointer<Float>
     private let op: FloatReduction
     private var handles: [MPI_Request?]
+    /// The collective's name in messages ("iallreduce").
+    private let what: String
+    /// What MPI reads until completion (the per-rank counts of a reduce-scatter or all-gather).
+    private var kept: AnyObject?
 
     init(communicator: Communicator, buffer: UnsafeMutablePointer<Float>, count: Int,
-         op: FloatReduction, handles: [MPI_Request?]) {
+         op: FloatReduction, handles: [MPI_Request?], what: String = "iallreduce", keeping kept: AnyObject? = nil) {
         self.communicator = communicator
         self.buffer = buffer
         self.count = count
         self.op = op
         self.handles = handles
+        self.what = what
+        self.kept = kept
         if handles.isEmpty { finish() }
     }
 
-    /// Blocks until the allreduce is complete; the time spent counts as exposed communication.
+    /// Blocks until the collective is complete; the time spent counts as exposed communication.
     package func wait() {
         guard !isComplete else { return }
         let comm = communicator
         comm.enter("AllreduceRequest.wait")
         let t0 = MPI_Wtime()
         for i in handles.indices where handles[i] != swiftgpt_mpi_request_null() {
-            comm.check(comm.blocking("wait for iallreduce of \(count) floats") {
+            comm.check(comm.blocking("wait for \(what) of \(count) floats") {
                 MPI_Wait(&handles[i], swiftgpt_mpi_status_ignore())
-            }, "MPI_Wait(iallreduce of \(count) floats)")
+            }, "MPI_Wait(\(what) of \(count) floats)")
         }
         finish()
         comm.timing.waitSeconds += MPI_Wtime() - t0
         comm.outstanding.removeAll { $0 === self }
     }
 
-    /// Moves the allreduce forward without blocking; returns whether it is complete.
+    /// Moves the collective forward without blocking; returns whether it is complete.
     package func test() -> Bool {
         guard !isComplete else { return true }
         let comm = communicator
@@ -121,7 +125,7 @@ package final class AllreduceRequest {
         for i in handles.indices where handles[i] != swiftgpt_mpi_request_null() {
             var flag: Int32 = 0
             communicator.check(MPI_Test(&handles[i], &flag, swiftgpt_mpi_status_ignore()),
-                               "MPI_Test(iallreduce of \(count) floats)")
+                               "MPI_Test(\(what) of \(count) floats)")
             if flag == 0 { allDone = false }
         }
         if allDone { finish() }
@@ -129,6 +133,7 @@ package final class AllreduceRequest {
 
     private func finish() {
         isComplete = true
+        kept = nil
         if op == .mean { Float.divide(buffer, count: count, by: communicator.size) }
     }
 }

@@ -6,7 +6,7 @@
 // `wait()`. Here a second thread, the communication thread, does all MPI work
 // of a round: the computing thread hands it buckets of finished gradients and
 // goes on computing; the communication thread starts an MPI_Iallreduce per
-// bucket and tests all outstanding ones with one MPI_Testsome every
+// bucket (for ZeRO-1, the steps of a ring reduce-scatter) and tests all outstanding ones with one MPI_Testsome every
 // `pollInterval`, sleeping in between, so the transfers advance while
 // backward runs and it costs little CPU time while there is nothing to move.
 // When backward is done the computing thread calls `finish()`, and the
@@ -104,6 +104,19 @@ public final class BackgroundAllreducer {
     /// The first call of a round passes MPI to the communication thread.
     public func start(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
         communicator.validate(count: count, "BackgroundAllreducer.start(\(count) floats)")
+        enqueue(Bucket(buffer: buffer, count: count, slices: nil))
+    }
+
+    /// Hands the bucket `buffer` (the sum of `counts` floats) to the communication thread, which
+    /// reduce-scatters it in place: this rank's slice of the bucket (`counts[rank]` floats after
+    /// the counts of the ranks before it) ends up holding the mean over all ranks, the rest of the
+    /// bucket undefined. Otherwise as `start(_:count:)`.
+    public func startReduceScatter(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        let slices = communicator.slices(counts, "BackgroundAllreducer.startReduceScatter(\(counts.reduce(0, +)) floats)")
+        enqueue(Bucket(buffer: buffer, count: counts[communicator.rank], slices: slices))
+    }
+
+    private func enqueue(_ bucket: Bucket) {
         let beginsRound = state.withLock { !state.active }
         if beginsRound {
             caller = pthread_self()
@@ -111,7 +124,7 @@ public final class BackgroundAllreducer {
         }
         state.withLock {
             if beginsRound { state.beginRound(caller: caller) }
-            state.queue.append((buffer, count))
+            state.queue.append(bucket)
             state.signal()
         }
     }
@@ -145,11 +158,19 @@ public final class BackgroundAllreducer {
 
 // MARK: - The communication thread
 
+/// One bucket of a round, in place: allreduced (`slices` nil) or reduce-scattered into this rank's slice.
+private struct Bucket {
+    let buffer: UnsafeMutablePointer<Float>
+    /// Floats of the result on this rank (the bucket, or this rank's slice of it).
+    let count: Int
+    let slices: SliceCounts?
+}
+
 /// What the caller and the communication thread share; every field is guarded by the mutex.
 private final class ReducerState {
     let communicator: Communicator
     let pollInterval: Double
-    var queue: [(UnsafeMutablePointer<Float>, Int)] = []
+    var queue: [Bucket] = []
     var active = false
     var finishing = false
     var shutdown = false
@@ -199,15 +220,15 @@ private final class ReducerState {
         var firstStart = 0.0
         while true {
             // Take new buckets and the caller's finish request together.
-            let (arrived, finishing) = withLock { () -> ([(UnsafeMutablePointer<Float>, Int)], Bool) in
+            let (arrived, finishing) = withLock { () -> ([Bucket], Bool) in
                 defer { queue.removeAll(keepingCapacity: true) }
                 return (queue, self.finishing)
             }
-            for (buffer, count) in arrived {
+            for bucket in arrived {
                 if round.buckets == 0 { firstStart = MPI_Wtime() }
-                requests.start(buffer, count: count)
+                requests.start(bucket)
                 round.buckets += 1
-                round.floats += count
+                round.floats += bucket.slices?.total ?? bucket.count
             }
             if finishing {
                 // The caller is waiting: nothing left to overlap with, so block until done.
@@ -239,15 +260,16 @@ private final class ReducerState {
 
 // MARK: - The requests of a round
 
-/// The running MPI_Iallreduce (sum) requests of a round, tested together; a bucket is
-/// divided by the number of ranks (the mean) as soon as all its pieces are complete.
+/// The running requests of a round (MPI_Iallreduce pieces, the sends and receives of ring steps),
+/// tested together; a bucket's result is divided by the number of ranks (the mean) as soon as all
+/// its pieces (and ring steps) are complete.
 private final class RequestSet {
     let comm: Communicator
     /// One handle per piece (buckets beyond 2^30 floats have several); MPI_REQUEST_NULL once complete.
     private var handles: [MPI_Request?] = []
     /// Bucket of each handle.
     private var owner: [Int] = []
-    private var buckets: [(buffer: UnsafeMutablePointer<Float>, count: Int, pieces: Int)] = []
+    private var buckets: [(bucket: Bucket, pieces: Int, ring: Ring?)] = []
     private var indices: [Int32] = []
     /// Pieces still running.
     private(set) var running = 0
@@ -258,10 +280,18 @@ private final class RequestSet {
 
     init(comm: Communicator) { self.comm = comm }
 
-    /// Starts the in-place sum of a bucket, in pieces MPI's 32-bit counts can hold.
-    func start(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+    /// Starts the in-place sum of a bucket, in pieces MPI's 32-bit counts can hold, or its reduce-scatter.
+    func start(_ b: Bucket) {
         comm.enter("MPI_Iallreduce on the communication thread")
         let bucket = buckets.count
+        if let slices = b.slices {
+            if bucket > Ring.maxTag { comm.fail("more than \(Ring.maxTag + 1) gradient buckets in one step; raise bucket_mb") }
+            let ring = Ring(buffer: b.buffer, slices: slices, rank: comm.rank, size: comm.size, tag: Int32(bucket))
+            buckets.append((b, 0, ring))
+            post(ring, bucket: bucket)
+            return
+        }
+        let buffer = b.buffer, count = b.count
         var pieces = 0, done = 0
         while done < count {
             let n = min(count - done, Communicator.maxChunk)
@@ -274,7 +304,7 @@ private final class RequestSet {
             pieces += 1
             done += n
         }
-        buckets.append((buffer, count, pieces))
+        buckets.append((b, pieces, nil))
         running += pieces
         if pieces == 0 { complete(bucket) }
     }
@@ -290,26 +320,92 @@ private final class RequestSet {
         for k in 0..<Int(outcount) { finished(piece: Int(indices[k])) }
     }
 
-    /// Blocks until every piece is complete.
+    /// Blocks until every piece is complete (ring steps post new ones as the earlier ones complete).
     func waitAll() {
-        guard running > 0 else { return }
-        let open = handles.indices.filter { handles[$0] != swiftgpt_mpi_request_null() }
-        comm.check(MPI_Waitall(Int32(handles.count), &handles, swiftgpt_mpi_statuses_ignore()),
-                   "MPI_Waitall(\(running) allreduce pieces) on the communication thread")
-        for piece in open { finished(piece: piece) }
+        while running > 0 {
+            let open = handles.indices.filter { handles[$0] != swiftgpt_mpi_request_null() }
+            comm.check(MPI_Waitall(Int32(handles.count), &handles, swiftgpt_mpi_statuses_ignore()),
+                       "MPI_Waitall(\(running) allreduce pieces) on the communication thread")
+            for piece in open { finished(piece: piece) }
+        }
     }
 
     private func finished(piece: Int) {
         running -= 1
         let bucket = owner[piece]
         buckets[bucket].pieces -= 1
-        if buckets[bucket].pieces == 0 { complete(bucket) }
+        guard buckets[bucket].pieces == 0 else { return }
+        if let ring = buckets[bucket].ring, ring.advance() { post(ring, bucket: bucket) } else { complete(bucket) }
+    }
+
+    /// Posts the send and the receive of the ring's current step.
+    private func post(_ ring: Ring, bucket: Int) {
+        for handle in ring.post(comm) {
+            handles.append(handle)
+            owner.append(bucket)
+        }
+        buckets[bucket].pieces += 2
+        running += 2
     }
 
     /// The mean: the same division the blocking `allreduce(.mean)` does, element by element.
     private func complete(_ bucket: Int) {
-        Float.divide(buckets[bucket].buffer, count: buckets[bucket].count, by: comm.size)
+        let b = buckets[bucket].bucket
+        let result = b.slices.map { b.buffer + Int($0.displacements[comm.rank]) } ?? b.buffer
+        Float.divide(result, count: b.count, by: comm.size)
         completedBuckets += 1
         lastCompletion = MPI_Wtime()
+    }
+}
+
+// MARK: - Ring reduce-scatter
+
+/// ZeRO-1's reduce-scatter of one bucket, in place, as a ring of point-to-point messages.
+///
+/// Open MPI 4.1's MPI_Ireduce_scatter (libnbc) reduces the whole bucket to one rank and scatters
+/// it from there: on 2 ranks 1.5 times the bytes of the ring, more on more ranks. Here, in each of
+/// N - 1 steps, every rank sends its partial sums of one slice to the next rank and adds the
+/// previous rank's partial sums of another slice into its own, so that rank r ends with the sum
+/// of slice r, and every rank sends (N - 1) / N of the bucket: half of a ring allreduce's bytes,
+/// the all-gather being the other half.
+private final class Ring {
+    /// Tags are bucket indices; MPI guarantees at least 32767.
+    static let maxTag = 32767
+    let buffer: UnsafeMutablePointer<Float>
+    let slices: SliceCounts
+    let rank: Int, size: Int, tag: Int32
+    private let scratch: UnsafeMutablePointer<Float>
+    private var step = 0
+
+    init(buffer: UnsafeMutablePointer<Float>, slices: SliceCounts, rank: Int, size: Int, tag: Int32) {
+        self.buffer = buffer; self.slices = slices; self.rank = rank; self.size = size; self.tag = tag
+        let largest = (0..<size).map { Int(slices.counts[$0]) }.max() ?? 0
+        scratch = .allocate(capacity: max(1, largest))
+    }
+
+    deinit { scratch.deallocate() }
+
+    /// The slice sent in this step, and the one received and added.
+    private var sent: Int { ((rank - step - 1) % size + size) % size }
+    private var received: Int { ((rank - step - 2) % size + size) % size }
+
+    /// Starts this step's send to the next rank and receive from the previous one.
+    func post(_ comm: Communicator) -> [MPI_Request?] {
+        var send: MPI_Request? = swiftgpt_mpi_request_null(), recv: MPI_Request? = swiftgpt_mpi_request_null()
+        let next = Int32((rank + 1) % size), previous = Int32((rank + size - 1) % size)
+        let s = sent, r = received
+        comm.check(MPI_Isend(buffer + Int(slices.displacements[s]), slices.counts[s], swiftgpt_mpi_float(), next, tag,
+                             comm.comm, &send), "MPI_Isend(\(slices.counts[s]) floats, ring step \(step)) on the communication thread")
+        comm.check(MPI_Irecv(scratch, slices.counts[r], swiftgpt_mpi_float(), previous, tag, comm.comm, &recv),
+                   "MPI_Irecv(\(slices.counts[r]) floats, ring step \(step)) on the communication thread")
+        return [send, recv]
+    }
+
+    /// After both requests of this step completed: adds what arrived; returns whether a step remains.
+    func advance() -> Bool {
+        let target = buffer + Int(slices.displacements[received])
+        for i in 0..<Int(slices.counts[received]) { target[i] += scratch[i] }
+        step += 1
+        return step < size - 1
     }
 }

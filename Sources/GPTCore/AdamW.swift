@@ -7,6 +7,10 @@ import Darwin
 /// AdamW as torch.optim.AdamW, with nanoGPT's parameter groups: weight decay
 /// on tensors of dimension >= 2 only. Moments live in two flat buffers with
 /// the parameter layout, so the update is one loop per tensor.
+///
+/// A sharded optimizer (ZeRO-1) holds the moments of `shard` only, a slice of the flat
+/// buffer, and updates only the parameters in it; each element keeps its tensor's weight
+/// decay group, so the shards together make exactly the unsharded update.
 public final class AdamW {
     public var beta1: Float
     public var beta2: Float
@@ -14,14 +18,21 @@ public final class AdamW {
     public var weightDecay: Float
     /// Number of updates applied so far (for bias correction).
     public var t: Int = 0
+    /// First and second moments of the elements of `shard`: `m[0]` belongs to element `shard.lowerBound`.
     public let m: UnsafeMutablePointer<Float>
     public let v: UnsafeMutablePointer<Float>
+    /// Elements whose moments this optimizer holds (`shard.count`).
     public let count: Int
+    /// The slice of the flat parameter buffer it updates: all of it unless sharded.
+    public let shard: Range<Int>
     private let tensors: [TensorView]
 
-    public init(layout: ParameterLayout, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8, weightDecay: Float = 0.1) {
+    public init(layout: ParameterLayout, shard: Range<Int>? = nil, beta1: Float = 0.9, beta2: Float = 0.95,
+                eps: Float = 1e-8, weightDecay: Float = 0.1) {
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
-        count = layout.count
+        self.shard = shard ?? 0..<layout.count
+        precondition(self.shard.clamped(to: 0..<layout.count) == self.shard, "shard \(self.shard) outside 0..<\(layout.count)")
+        count = self.shard.count
         tensors = layout.tensors
         m = .allocate(capacity: count); v = .allocate(capacity: count)
         m.initialize(repeating: 0, count: count); v.initialize(repeating: 0, count: count)
@@ -34,24 +45,35 @@ public final class AdamW {
         m.update(repeating: 0, count: count); v.update(repeating: 0, count: count); t = 0
     }
 
-    /// One AdamW step: p = p (1 - lr wd) - lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
+    /// Takes this optimizer's slice of moments laid out as the whole flat buffer.
+    public func loadMoments(m fullM: UnsafePointer<Float>, v fullV: UnsafePointer<Float>) {
+        m.update(from: fullM + shard.lowerBound, count: count)
+        v.update(from: fullV + shard.lowerBound, count: count)
+    }
+
+    /// One AdamW step: p = p (1 - lr wd) - lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), on the shard's elements.
+    ///
+    /// `params` is the whole flat buffer; `grads` holds the shard's gradients (`grads[0]` is
+    /// element `shard.lowerBound`: the whole gradient buffer when unsharded).
     public func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float) {
         t += 1
         let b1 = beta1, b2 = beta2, e = eps
         let bc1 = 1 - powf(b1, Float(t)), bc2 = 1 - powf(b2, Float(t))
         let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
-        let m = self.m, v = self.v
+        let m = self.m, v = self.v, p = params + shard.lowerBound
         for tensor in tensors {
+            let elements = (tensor.offset..<(tensor.offset + tensor.count)).clamped(to: shard)
+            guard !elements.isEmpty else { continue }
             let decay: Float = tensor.decays ? 1 - lr * weightDecay : 1
-            let base = tensor.offset
-            Parallel.forChunks(tensor.count, grain: 16384) { start, end in
+            let base = elements.lowerBound - shard.lowerBound
+            Parallel.forChunks(elements.count, grain: 16384) { start, end in
                 for i in (base + start)..<(base + end) {
                     let g = grads[i]
                     let mi = b1 * m[i] + (1 - b1) * g
                     let vi = b2 * v[i] + (1 - b2) * g * g
                     m[i] = mi; v[i] = vi
                     let denom = vi.squareRoot() / bc2Sqrt + e
-                    params[i] = params[i] * decay - stepSize * mi / denom
+                    p[i] = p[i] * decay - stepSize * mi / denom
                 }
             }
         }
@@ -62,6 +84,11 @@ public final class AdamW {
 
 /// The global L2 norm of `count` gradients (accumulated in Double).
 public func gradientNorm(_ grads: UnsafePointer<Float>, count: Int) -> Float {
+    Float(gradientSquareSum(grads, count: count).squareRoot())
+}
+
+/// The sum of squares of `count` gradients, in Double: one shard's part of the squared global norm.
+public func gradientSquareSum(_ grads: UnsafePointer<Float>, count: Int) -> Double {
     let chunks = Parallel.chunkCount(count, grain: 65536)
     var partial = [Double](repeating: 0, count: chunks)
     let per = (count + chunks - 1) / chunks
@@ -82,7 +109,7 @@ public func gradientNorm(_ grads: UnsafePointer<Float>, count: Int) -> Float {
             part[start / per] = s
         }
     }
-    return Float(partial.reduce(0, +).squareRoot())
+    return partial.reduce(0, +)
 }
 
 /// Scales gradients so the global norm is at most `maxNorm`, as
@@ -91,14 +118,20 @@ public func gradientNorm(_ grads: UnsafePointer<Float>, count: Int) -> Float {
 @discardableResult
 public func clipGradients(_ grads: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) -> Float {
     let norm = gradientNorm(grads, count: count)
-    guard maxNorm > 0, norm.isFinite else { return norm }
+    scaleGradients(grads, count: count, norm: norm, maxNorm: maxNorm)
+    return norm
+}
+
+/// Clipping with a norm known beforehand (a shard of the gradients and the global norm):
+/// multiplies by maxNorm / (norm + 1e-6) when that is below 1; nothing when `maxNorm` is 0 or the norm not finite.
+public func scaleGradients(_ grads: UnsafeMutablePointer<Float>, count: Int, norm: Float, maxNorm: Float) {
+    guard maxNorm > 0, norm.isFinite else { return }
     let coef = min(1, maxNorm / (norm + 1e-6))
     if coef < 1 {
         Parallel.forChunks(count, grain: 65536) { start, end in
             for i in start..<end { grads[i] *= coef }
         }
     }
-    return norm
 }
 
 // MARK: - Learning-rate schedule

@@ -70,6 +70,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     // MARK: distributed
     public var overlapComm = true
     public var bucketMB = 4.0
+    public var zeroStage = 0
 
     // MARK: robustness
     public var nonfinite = NonfinitePolicy.skip

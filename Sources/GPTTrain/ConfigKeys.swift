@@ -182,6 +182,12 @@ extension ConfigKey {
             allreduce against 71% with 25 MiB (docs/DISTRIBUTED.md). Buckets are consecutive slices of the \
             flat gradient buffer, launched as soon as backward has finished every tensor in them.
             """),
+        ConfigKey("zero_stage", \.zeroStage, .within(0...1), """
+            0: every rank holds the whole AdamW state (plain data parallel). 1 (ZeRO-1): each rank holds the \
+            moments of its own 1/N slice of the flat parameter buffer; the gradient buckets are reduce-scattered \
+            instead of allreduced, each rank updates its slice, and the parameters are all-gathered. Same \
+            results as 0; checkpoints are the same files either way (docs/DISTRIBUTED.md).
+            """),
     ]
 
     // MARK: robustness
@@ -390,6 +396,8 @@ indirect enum ConfigRange {
     case any
     /// An integer >= the bound.
     case atLeast(Int)
+    /// An integer in the range.
+    case within(ClosedRange<Int>)
     /// A finite number >= 0.
     case nonNegative
     /// A finite number > 0.
@@ -408,6 +416,8 @@ indirect enum ConfigRange {
         switch (self, value) {
         case (.atLeast(let minimum), .int(let v)) where v < minimum:
             return ["\(key) must be at least \(minimum) (got \(v))"]
+        case (.within(let range), .int(let v)) where !range.contains(v):
+            return ["\(key) must be one of \(range.map(String.init).joined(separator: ", ")) (got \(v))"]
         case (.nonNegative, .double(let v)) where !(v >= 0 && v.isFinite):
             return ["\(key) must be a finite number >= 0 (got \(v))"]
         case (.positive, .double(let v)) where !(v > 0 && v.isFinite):
@@ -429,6 +439,7 @@ indirect enum ConfigRange {
         switch self {
         case .any, .nonEmpty: return ""
         case .atLeast(let minimum): return " >= \(minimum)"
+        case .within(let range): return " in \(range.lowerBound)...\(range.upperBound)"
         case .nonNegative: return " >= 0"
         case .positive, .positiveAtMost: return " > 0"
         case .unit: return " in [0, 1)"

@@ -1,4 +1,5 @@
 import GPTComm
+import GPTCore
 
 // MARK: - Gradient averaging
 
@@ -8,6 +9,11 @@ import GPTComm
 ///
 /// Both paths sum over ranks and then divide each element by the number of
 /// ranks; only the order in which MPI adds the ranks' values may differ.
+///
+/// With ZeRO-1 (`shards`) the same buckets are reduce-scattered in place instead: each rank ends
+/// with the mean of its own slice only (`shardGrads`; the rest of `grads` is left undefined). The
+/// norm for clipping comes from the slices (one scalar allreduce), and after each rank's update
+/// `gatherParameters` all-gathers them.
 final class GradientSync {
     let comm: Communicator
     let grads: UnsafeMutablePointer<Float>
@@ -15,14 +21,31 @@ final class GradientSync {
     let bucketFloats: Int
     /// The communication thread (overlap in a world of more than one rank), else nil.
     let reducer: BackgroundAllreducer?
+    /// ZeRO-1's split of the buffer over the ranks; nil: every rank averages all of it.
+    let shards: ShardLayout?
+    /// This rank's slice of the buffer (all of it without `shards`).
+    let shard: Range<Int>
+    /// The averaged gradients of `shard`, which the optimizer applies: `grads + shard.lowerBound`.
+    let shardGrads: UnsafeMutablePointer<Float>
+    private let shardCounts: [Int]
     private var pending: Range<Int>?
     private var launched = false
     private var covered = 0
 
-    init(comm: Communicator, grads: UnsafeMutablePointer<Float>, count: Int, bucketFloats: Int, overlap: Bool) {
+    init(comm: Communicator, grads: UnsafeMutablePointer<Float>, count: Int, bucketFloats: Int, overlap: Bool,
+         zeroStage: Int = 0) {
         self.comm = comm; self.grads = grads; self.count = count
         self.bucketFloats = bucketFloats
         reducer = overlap && comm.size > 1 ? BackgroundAllreducer(communicator: comm) : nil
+        shards = Self.shards(zeroStage: zeroStage, count: count, comm: comm)
+        shard = shards?.range(of: comm.rank) ?? 0..<count
+        shardGrads = grads + shard.lowerBound
+        shardCounts = shards?.counts(in: 0..<count) ?? []
+    }
+
+    /// ZeRO-1's split of `count` parameters over the world (stage 1 with more than one rank), else nil.
+    static func shards(zeroStage: Int, count: Int, comm: Communicator) -> ShardLayout? {
+        zeroStage >= 1 && comm.size > 1 ? ShardLayout(count: count, ranks: comm.size) : nil
     }
 
     /// Backward finished `r`; ranges arrive from the end of the buffer to its start, adjacent.
@@ -35,7 +58,7 @@ final class GradientSync {
         covered += r.count
         let merged = pending.map { r.lowerBound..<$0.upperBound } ?? r
         if merged.count >= bucketFloats {
-            reducer.start(grads + merged.lowerBound, count: merged.count)
+            launch(merged, on: reducer)
             pending = nil
         } else {
             pending = merged
@@ -45,14 +68,59 @@ final class GradientSync {
     /// Completes the averaging: waits for the communication thread, or does the blocking allreduce.
     func finish() {
         if let reducer, launched {
-            if let p = pending { reducer.start(grads + p.lowerBound, count: p.count) }
+            if let p = pending { launch(p, on: reducer) }
             reducer.finish()
             precondition(covered == count, "backward reported \(covered) of \(count) gradients as ready")
             pending = nil
             launched = false
             covered = 0
+        } else if shards != nil {
+            comm.reduceScatter(grads, counts: shardCounts, op: .mean)
         } else {
             comm.allreduce(grads, count: count, op: .mean)
         }
+    }
+
+    /// Starts the bucket `r` on the communication thread: its allreduce, or its reduce-scatter
+    /// (which leaves the part of `shardGrads` that `r` covers averaged).
+    private func launch(_ r: Range<Int>, on reducer: BackgroundAllreducer) {
+        guard let shards else { return reducer.start(grads + r.lowerBound, count: r.count) }
+        reducer.startReduceScatter(grads + r.lowerBound, counts: shards.counts(in: r))
+    }
+
+    // MARK: - Clipping, parameters and moments
+
+    /// Clips the averaged gradients of `shard` to the global norm `maxNorm` (0: no clipping) and
+    /// returns the global norm before clipping; with `shards` the norm is one scalar allreduce of
+    /// the slices' sums of squares, so every rank returns the same norm.
+    func clip(maxNorm: Float) -> Float {
+        guard shards != nil else { return clipGradients(grads, count: count, maxNorm: maxNorm) }
+        let norm = Float(comm.allreduce(gradientSquareSum(shardGrads, count: shard.count), op: .sum).squareRoot())
+        scaleGradients(shardGrads, count: shard.count, norm: norm, maxNorm: maxNorm)
+        return norm
+    }
+
+    /// After each rank updated its slice of `params`: every slice to every rank (nothing without `shards`).
+    func gatherParameters(_ params: UnsafeMutablePointer<Float>) {
+        guard shards != nil else { return }
+        comm.allgather(params, counts: shardCounts)
+    }
+
+    /// The whole AdamW moments on rank 0, as a checkpoint holds them; nil on the other ranks.
+    /// With `shards` a collective: every rank must call it.
+    func gatherMoments(_ optimizer: AdamW) -> (m: [Float], v: [Float])? {
+        guard shards != nil else {
+            return comm.isRoot ? (Array(UnsafeBufferPointer(start: optimizer.m, count: count)),
+                                  Array(UnsafeBufferPointer(start: optimizer.v, count: count))) : nil
+        }
+        func gathered(_ local: UnsafeMutablePointer<Float>) -> [Float]? {
+            guard comm.isRoot else { comm.gather(local, counts: shardCounts, into: nil); return nil }
+            return [Float](unsafeUninitializedCapacity: count) { full, initialized in
+                comm.gather(local, counts: shardCounts, into: full.baseAddress)
+                initialized = count
+            }
+        }
+        let m = gathered(optimizer.m), v = gathered(optimizer.v)
+        return comm.isRoot ? (m!, v!) : nil
     }
 }

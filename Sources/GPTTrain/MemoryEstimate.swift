@@ -4,7 +4,8 @@ import GPTCore
 /// What a training run will hold in memory, worked out from its config before anything is allocated.
 ///
 /// Per rank: the parameters, their gradients and AdamW's two moments (four
-/// buffers of the parameter layout), the activation arena for (batch_size,
+/// buffers of the parameter layout; with zero_stage 1 on more than one rank only the
+/// moments of rank 0's shard, the largest), the activation arena for (batch_size,
 /// block_size) as `GPT.activationFloatCount` sizes it, and the token buffers
 /// (inputs and targets, in the trainer and in the model: four buffers of
 /// batch_size x block_size Int32). Per node: per rank times the ranks on the
@@ -12,19 +13,25 @@ import GPTCore
 public struct MemoryEstimate: Sendable {
     public let parameters: Int?, gradients: Int?, adamMoments: Int?, activations: Int?, tokenBuffers: Int?
     public let ranksOnNode: Int
+    /// Elements whose AdamW moments one rank holds: all parameters, or rank 0's shard with zero_stage 1.
+    public let optimizerElements: Int?
 
     /// Bytes one rank holds.
     public var perRank: Int? { CheckedSize.sum([parameters, gradients, adamMoments, activations, tokenBuffers]) }
     /// Bytes the ranks on one node hold together.
     public var perNode: Int? { CheckedSize.times(perRank, ranksOnNode) }
 
-    /// The estimate for `model` trained on (B, T) batches by `ranksOnNode` ranks per node.
-    public init(model: GPTConfig, batchSize B: Int, blockSize T: Int, ranksOnNode: Int) {
+    /// The estimate for `model` trained on (B, T) batches by `ranksOnNode` ranks per node, of
+    /// `worldSize` ranks in all with ZeRO stage `zeroStage`.
+    public init(model: GPTConfig, batchSize B: Int, blockSize T: Int, ranksOnNode: Int, worldSize: Int = 1, zeroStage: Int = 0) {
         let float = MemoryLayout<Float>.size, token = MemoryLayout<Int32>.size
-        let params = CheckedSize.times(ParameterLayout.floatCount(config: model), float)
+        let count = ParameterLayout.floatCount(config: model)
+        let shard = count.map { zeroStage >= 1 && worldSize > 1 ? ShardLayout(count: $0, ranks: worldSize).largest : $0 }
+        let params = CheckedSize.times(count, float)
         parameters = params
         gradients = params
-        adamMoments = CheckedSize.times(params, 2)
+        optimizerElements = shard
+        adamMoments = CheckedSize.times(shard, 2 * float)
         activations = CheckedSize.times(GPT.activationFloatCount(config: model, B: B, T: T), float)
         tokenBuffers = CheckedSize.product([4, B, T, token])
         self.ranksOnNode = max(1, ranksOnNode)
@@ -32,10 +39,11 @@ public struct MemoryEstimate: Sendable {
 
     /// The estimate for the run of `config` on `model` (the config's own model, or a
     /// checkpoint's), with the run's dropout, batch_size and block_size, as the trainer builds it.
-    public init(_ config: TrainConfig, model: GPTConfig, ranksOnNode: Int) {
+    public init(_ config: TrainConfig, model: GPTConfig, ranksOnNode: Int, worldSize: Int = 1) {
         var m = model
         m.dropout = Float(config.dropout)
-        self.init(model: m, batchSize: config.batchSize, blockSize: config.blockSize, ranksOnNode: ranksOnNode)
+        self.init(model: m, batchSize: config.batchSize, blockSize: config.blockSize, ranksOnNode: ranksOnNode,
+                  worldSize: worldSize, zeroStage: config.zeroStage)
     }
 
     /// This machine's physical memory in bytes: sysconf(_SC_PHYS_PAGES) x the page size.

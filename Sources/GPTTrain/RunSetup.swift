@@ -242,7 +242,7 @@ enum RunSetup {
             if let c = ckpt { try checkCompatible(c, corpus: corpus, config: config, resume: resume, notes: &notes) }
             try checkSamplePrompt(config, corpus: corpus)
             try MemoryEstimate(config, model: ckpt?.modelConfig ?? config.modelConfig(vocabSize: corpus.vocabSize),
-                               ranksOnNode: comm.localSize).check()
+                               ranksOnNode: comm.localSize, worldSize: comm.size).check()
         }
         return (ckpt, notes)
     }
@@ -284,12 +284,10 @@ enum RunSetup {
             model.initializeAsNanoGPT(&g)
             torch = g
         }
-        let optimizer = AdamW(layout: model.layout, beta1: Float(config.beta1), beta2: Float(config.beta2),
-                              weightDecay: Float(config.weightDecay))
-        if let c = ckpt { load(c, into: model, moments: resume ? optimizer : nil) }
-        if comm.size > 1 {
-            for buffer in [model.params, optimizer.m, optimizer.v] { comm.broadcast(buffer, count: model.parameterCount) }
-        }
+        let shards = GradientSync.shards(zeroStage: config.zeroStage, count: model.parameterCount, comm: comm)
+        let optimizer = AdamW(layout: model.layout, shard: shards?.range(of: comm.rank), beta1: Float(config.beta1),
+                              beta2: Float(config.beta2), weightDecay: Float(config.weightDecay))
+        distribute(ckpt, into: model, moments: resume ? optimizer : nil, comm: comm)
         var state = TrainState()
         if resume {
             if comm.isRoot, let c = ckpt { state = TrainState(checkpoint: c) }

@@ -46,6 +46,8 @@ public struct RunDescription {
     public var worldSize: Int, nodes: Int, threads: Int
     public var accumulation: Int, batch: Int, block: Int, overlapComm: Bool
     public var step: Int, resumed: Bool, rng: RandomStream, seed: Int
+    /// ZeRO stage in effect (1 only with more than one rank), and what one rank holds.
+    public var zeroStage: Int, memory: MemoryEstimate
 
     public var tokensPerStep: Int { worldSize * accumulation * batch * block }
 
@@ -58,6 +60,8 @@ public struct RunDescription {
         worldSize = comm.size; nodes = comm.nodeCount; self.threads = threads
         accumulation = config.gradientAccumulationSteps; batch = config.batchSize; block = task?.rowLength ?? config.blockSize
         overlapComm = config.overlapComm; self.step = step; self.resumed = resumed; rng = config.rng; seed = config.seed
+        zeroStage = comm.size > 1 ? config.zeroStage : 0
+        memory = MemoryEstimate(config, model: model.config, ranksOnNode: comm.localSize, worldSize: comm.size)
     }
 }
 

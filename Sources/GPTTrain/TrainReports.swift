@@ -54,6 +54,7 @@ public final class ConsoleReport: TrainEventSink {
             + "\(r.tokensPerStep) tokens per step "
             + "(\(r.worldSize) ranks x \(r.accumulation) micro-steps x \(r.batch) x \(r.block)); overlap_comm \(r.overlapComm)")
         say("blas: " + BLASKernel.summary)
+        say(Self.memoryLine(r))
         if r.rng == .torch {
             say("rng: torch: PyTorch's generator seeded with \(r.seed) + rank, drawn from as nanoGPT's train.py draws "
                 + "(initial weights, then one torch.randint per window)")
@@ -63,6 +64,16 @@ public final class ConsoleReport: TrainEventSink {
     private func showAccuracy(_ a: AccuracyReport, step: Int) {
         say("step \(step): test accuracy \(a.summary)")
         for m in a.mistakes { say("  wrong: \(m.prompt)\(m.expected) model: \(m.prompt)\(m.got)") }
+    }
+
+    /// What one rank holds, by part.
+    static func memoryLine(_ r: RunDescription) -> String {
+        let m = r.memory, f = MemoryEstimate.format
+        let sharding = r.zeroStage == 1
+            ? "zero_stage 1: AdamW state of \(formatCount(m.optimizerElements ?? 0)) of \(formatCount(r.parameters)) parameters"
+            : "zero_stage 0"
+        return "memory per rank: parameters \(f(m.parameters)), gradients \(f(m.gradients)), AdamW moments "
+            + "\(f(m.adamMoments)), activations \(f(m.activations)); \(f(m.perRank)) in all (\(sharding))"
     }
 
     private func show(_ s: StepReport) {
@@ -98,7 +109,12 @@ public final class MetricsReport: TrainEventSink {
             try log.log("info", step: r.step, ["world": .int(r.worldSize), "threads": .int(r.threads),
                                                "parameters": .int(r.parameters), "tokens_per_step": .int(r.tokensPerStep),
                                                "resumed": .bool(r.resumed), "openblas_kernel": .string(BLASKernel.current),
-                                               "rng": .string(r.rng.rawValue)])
+                                               "rng": .string(r.rng.rawValue), "zero_stage": .int(r.zeroStage),
+                                               "optimizer_elements": .int(r.memory.optimizerElements ?? -1),
+                                               "parameter_bytes": .int(r.memory.parameters ?? -1),
+                                               "gradient_bytes": .int(r.memory.gradients ?? -1),
+                                               "optimizer_bytes": .int(r.memory.adamMoments ?? -1),
+                                               "activation_bytes": .int(r.memory.activations ?? -1)])
         case .step(let s) where s.logged:
             try log.log("train", step: s.step, ["loss": .double(s.loss), "lr": .double(Double(s.lr)),
                                                 "grad_norm": .double(Double(s.gradNorm)), "ms_per_step": .double(s.seconds * 1e3),

@@ -9,7 +9,9 @@ import GPTSupport
 /// Every rank holds the whole model, draws its own batches from its `BatchSource`, runs
 /// forward and backward, and averages gradients with the other ranks (bucket by bucket while
 /// backward still runs, when `overlap_comm`). Every rank then applies the same AdamW update,
-/// so the replicas stay identical; a checksum proves it every `check_interval` steps. Rank 0
+/// so the replicas stay identical; a checksum proves it every `check_interval` steps. With
+/// `zero_stage = 1` each rank averages, clips and updates only its slice of the flat buffer and
+/// holds only its slice of the AdamW moments; the slices are then all-gathered. Rank 0
 /// alone evaluates into its reports (console, metrics.jsonl), samples and writes checkpoints,
 /// and never while the others sit in a collective it has not entered.
 public final class Trainer {
@@ -93,7 +95,7 @@ public final class Trainer {
         let flopsPerStep = Bench.flopsPerToken(model.config, T: T) * Double(B * T * accum)
         let tokensPerStep = comm.size * accum * B * T
         let sync = GradientSync(comm: comm, grads: model.grads, count: model.parameterCount,
-                                bucketFloats: max(1, cfg.bucketElements), overlap: cfg.overlapComm)
+                                bucketFloats: max(1, cfg.bucketElements), overlap: cfg.overlapComm, zeroStage: cfg.zeroStage)
         let killSwitch = try RunSetup.killSwitch(comm)
         var meter = ThroughputMeter()
         let firstStep = state.step
@@ -105,7 +107,7 @@ public final class Trainer {
             if it % cfg.evalInterval == 0 || it == cfg.maxIters || cfg.evalOnly {
                 watchdog?.beginStep(it, phase: "evaluation")
                 // A resumed run evaluated this step before it stopped.
-                if resumed && it == firstStep && !cfg.evalOnly { source.skipEvaluation(step: it) } else { try evaluateAndCheckpoint() }
+                if resumed && it == firstStep && !cfg.evalOnly { source.skipEvaluation(step: it) } else { try evaluateAndCheckpoint(sync) }
                 if cfg.evalOnly { break }
             }
             if it >= cfg.maxIters { break }
@@ -116,8 +118,8 @@ public final class Trainer {
             let comm0 = comm.timing.exposedSeconds, background0 = comm.timing.backgroundSeconds
             let lr = schedule.lr(at: it)
             let loss = try forwardBackward(step: it, sync: sync)
-            let norm = clipGradients(model.grads, count: model.parameterCount, maxNorm: Float(cfg.gradClip))
-            try update(step: it, loss: loss, norm: norm, lr: lr)
+            let norm = sync.clip(maxNorm: Float(cfg.gradClip))
+            try update(step: it, loss: loss, norm: norm, lr: lr, sync: sync)
             state.step = it + 1
             lastLoss = Float(loss)
             let dt = monotonicSeconds() - t0
@@ -170,10 +172,11 @@ public final class Trainer {
 
     /// The AdamW update of step `it`, unless its loss or gradient norm is not finite: then the
     /// step is skipped (`nonfinite = "skip"`, up to max_nonfinite_skips in a row) or the run stops.
-    private func update(step it: Int, loss: Double, norm: Float, lr: Float) throws {
+    private func update(step it: Int, loss: Double, norm: Float, lr: Float, sync: GradientSync) throws {
         guard !norm.isFinite || !loss.isFinite else {
             nonfiniteRun = 0
-            optimizer.step(params: model.params, grads: model.grads, lr: lr)
+            optimizer.step(params: model.params, grads: sync.shardGrads, lr: lr)
+            sync.gatherParameters(model.params)
             return
         }
         nonfiniteRun += 1
@@ -203,7 +206,7 @@ public final class Trainer {
 
     // MARK: - Evaluation, sampling, checkpoints
 
-    private func evaluateAndCheckpoint() throws {
+    private func evaluateAndCheckpoint(_ sync: GradientSync) throws {
         // Recalibrate: a machine that was busy at start-up must not inflate the ratio for the whole run.
         sgemmGFLOPS = max(sgemmGFLOPS, RunSetup.calibrateSGEMM(C: model.config.nEmbd, N: min(batch.B * batch.T, 2048)))
         let t0 = monotonicSeconds()
@@ -216,6 +219,7 @@ public final class Trainer {
                                           accuracy: accuracy)))
         let willSave = state.step > 0 && (isBest || cfg.alwaysSaveCheckpoint) && !cfg.evalOnly
         let sourceState = willSave ? source.checkpointState() : [:]  // a collective, on every rank
+        let moments = willSave ? sync.gatherMoments(optimizer) : nil  // rank 0's; a collective with zero_stage 1
         guard comm.isRoot, !cfg.evalOnly else { return }
         // Rank 0 alone from here: no collective until the next step's gradients.
         if cfg.sampleTokens > 0 {
@@ -228,7 +232,7 @@ public final class Trainer {
             var saved = state
             saved.sourceState = sourceState
             let t0 = monotonicSeconds()
-            try store.save(saved.checkpoint(model: model, optimizer: optimizer, config: cfg, tokenizer: corpus.tokenizer,
+            try store.save(saved.checkpoint(model: model, moments: moments!, config: cfg, tokenizer: corpus.tokenizer,
                                             worldSize: comm.size), isBest: isBest)
             try report(.checkpoint(step: state.step, path: store.path(step: state.step), best: isBest,
                                    seconds: monotonicSeconds() - t0))

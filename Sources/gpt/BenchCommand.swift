@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GPTCore
+import GPTTrain
 
 extension NormKind: ExpressibleByArgument {}
 extension PositionKind: ExpressibleByArgument {}
@@ -29,6 +30,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Also rerun in a child process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.")
     var compareKernels = false
     @Option(help: "Write the figures as JSON to this file.") var json: String?
+    @Option(help: "World sizes for the memory per rank with zero_stage 1, comma-separated.") var memoryRanks = "2,4,8"
+    @Flag(help: "Print the memory per rank only; no timing.") var memoryOnly = false
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -36,6 +39,9 @@ struct BenchCommand: ParsableCommand {
         let counts = threads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
             throw ValidationError("--threads must be a comma-separated list of thread counts >= 1, e.g. 1,2")
+        }
+        guard worldSizes.count == memoryRanks.split(separator: ",").count, worldSizes.allSatisfy({ $0 >= 1 }) else {
+            throw ValidationError("--memory-ranks must be a comma-separated list of world sizes >= 1, e.g. 2,4,8")
         }
     }
 
@@ -53,6 +59,8 @@ struct BenchCommand: ParsableCommand {
         let fpt = Bench.flopsPerToken(c, T: blockSize)
         print(String(format: "model: %.2fM parameters (non-embedding), %.1f MFLOP per token (nanoGPT estimate: 6N + 12LHQT)",
                      Double(ParameterLayout(config: c).nonEmbeddingCount) / 1e6, fpt / 1e6))
+        printMemory(c)
+        if memoryOnly { return }
         let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         var records = counts.map { measure(c, threads: $0, kernel: kernel) }
         if compareOptions { records += compareArchitectures(c, threads: counts[0]) }
@@ -62,6 +70,23 @@ struct BenchCommand: ParsableCommand {
         }
         if compareKernels && ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil {
             try rerunWithNativeKernel()
+        }
+    }
+
+    private var worldSizes: [Int] {
+        memoryRanks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    }
+
+    /// What one rank holds for this model and batch: zero_stage 0, then zero_stage 1 on each of `--memory-ranks`.
+    private func printMemory(_ c: GPTConfig) {
+        print("memory per rank (batch \(batchSize) x block \(blockSize)):")
+        for (stage, ranks) in [(0, 1)] + worldSizes.map({ (1, $0) }) {
+            let m = MemoryEstimate(model: c, batchSize: batchSize, blockSize: blockSize, ranksOnNode: 1,
+                                   worldSize: ranks, zeroStage: stage)
+            let f = MemoryEstimate.format
+            let label = stage == 0 ? "zero_stage 0, any ranks" : "zero_stage 1, \(ranks) ranks"
+            print("  \(label.padding(toLength: 24, withPad: " ", startingAt: 0)) parameters \(f(m.parameters)), "
+                  + "gradients \(f(m.gradients)), AdamW \(f(m.adamMoments)), activations \(f(m.activations)): \(f(m.perRank))")
         }
     }
 

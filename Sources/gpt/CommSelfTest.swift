@@ -70,6 +70,7 @@ struct CommSelfTest {
         checkBroadcast()
         checkAllgather()
         checkNonBlocking()
+        checkSlices()
         checkBarrierAndTiming()
         let anyFailed = comm.allreduce(failedChecks, op: .max)
         failedChecks = anyFailed
@@ -340,6 +341,52 @@ struct CommSelfTest {
         }
     }
 
+    // MARK: Reduce-scatter and all-gather over per-rank slices
+
+    /// The ZeRO-1 collectives over slices of unequal sizes (rank r: 1000 r + 7 floats; rank 1's empty).
+    private mutating func checkSlices() {
+        let comm = self.comm, n = self.n, r = self.r
+        let counts = (0..<n).map { $0 == 1 ? 0 : 1000 * $0 + 7 }
+        let total = counts.reduce(0, +), start = counts[..<r].reduce(0, +), mine = counts[r]
+        let triangle = n * (n + 1) / 2
+        check("reduceScatter mean, in place and not, and ireduceScatter sum, \(total) floats in slices of \(counts)") {
+            withBuffer(Float.self, total) { send in
+                for i in 0..<total { send[i] = Float((r + 1) * (i % 13 + 1)) }
+                let mean = { (i: Int) in Float(triangle * ((start + i) % 13 + 1)) / Float(n) }
+                let problem = withBuffer(Float.self, max(1, mine)) { recv in
+                    comm.reduceScatter(send, into: recv, counts: counts, op: .mean)
+                    if let bad = firstMismatch(recv, mine, mean) { return bad }
+                    let request = comm.ireduceScatter(send, into: recv, counts: counts)
+                    while !request.test() { comm.progress() }
+                    return firstMismatch(recv, mine) { Float(triangle * ((start + $0) % 13 + 1)) }
+                }
+                if let problem { return problem }
+                comm.reduceScatter(send, counts: counts, op: .mean)
+                return firstMismatch(send + start, mine, mean).map { "in place: " + $0 }
+            }
+        }
+        check("allgather and iallgather in place, gather to the last rank and scatter back, \(total) floats in slices") {
+            withBuffer(Float.self, total) { buf in
+                let owner = (0..<total).map { i in counts.indices.last { counts[..<$0].reduce(0, +) <= i }! }
+                for round in 0..<2 {
+                    for i in 0..<total { buf[i] = i >= start && i < start + mine ? Float(r * 100_000 + i) : -1 }
+                    if round == 0 { comm.allgather(buf, counts: counts) } else { comm.iallgather(buf, counts: counts).wait() }
+                    if let bad = firstMismatch(buf, total, { Float(owner[$0] * 100_000 + $0) }) { return "round \(round): " + bad }
+                }
+                let last = n - 1
+                return withBuffer(Float.self, total) { full in
+                    full.initialize(repeating: -1, count: total)
+                    comm.gather(buf + start, counts: counts, into: r == last ? full : nil, root: last)
+                    if r == last, let bad = firstMismatch(full, total, { Float(owner[$0] * 100_000 + $0) }) { return "gather: " + bad }
+                    return withBuffer(Float.self, max(1, mine)) { local in
+                        comm.scatter(r == last ? full : nil, counts: counts, into: local, root: last)
+                        return firstMismatch(local, mine) { Float(r * 100_000 + start + $0) }.map { "scatter: " + $0 }
+                    }
+                }
+            }
+        }
+    }
+
     // MARK: Barrier and timing
 
     private mutating func checkBarrierAndTiming() {
@@ -358,9 +405,9 @@ struct CommSelfTest {
             }
             return nil
         }
-        check("timing: 6 non-blocking allreduces counted, exposed time = blocking + wait + progress") {
+        check("timing: 8 non-blocking collectives counted, exposed time = blocking + wait + progress") {
             let t = comm.timing
-            if t.nonBlockingCalls != 6 { return "nonBlockingCalls \(t.nonBlockingCalls), expected 6" }
+            if t.nonBlockingCalls != 8 { return "nonBlockingCalls \(t.nonBlockingCalls), expected 8" }
             if t.blockingCalls < 20 || t.reducedBytes <= 0 { return "blockingCalls \(t.blockingCalls), reducedBytes \(t.reducedBytes)" }
             if abs(t.exposedSeconds - (t.blockingSeconds + t.waitSeconds + t.progressSeconds)) > 1e-12 {
                 return "exposedSeconds \(t.exposedSeconds) is not the sum of its parts"
