@@ -179,9 +179,19 @@ public final class TensorBoardReport: TrainEventSink {
             ])
         case .evaluation(let e):
             try writer.write(step: e.step, [.scalar(tag: "eval/train_loss", value: Float(e.trainLoss)),
-                                            .scalar(tag: "eval/val_loss", value: Float(e.valLoss))])
+                                            .scalar(tag: "eval/val_loss", value: Float(e.valLoss))]
+                                           + Self.accuracyScalars(e.accuracy))
         case .sample(let step, let text): try writer.write(step: step, [.text(tag: "sample", value: text)])
         default: break
+        }
+    }
+
+    /// A task's accuracies (overall, per operand length, per operator) as `eval/<metrics.jsonl field>`.
+    private static func accuracyScalars(_ a: AccuracyReport?) -> [TensorBoardValue] {
+        guard let fields = a?.metricFields else { return [] }
+        return fields.keys.sorted().compactMap { key in
+            guard key.hasPrefix("accuracy"), case .double(let v) = fields[key]! else { return nil }
+            return .scalar(tag: "eval/" + key, value: Float(v))
         }
     }
 

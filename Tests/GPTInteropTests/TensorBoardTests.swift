@@ -29,6 +29,20 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertEqual(summary["steps"] as? [Int], [5, 10, 15, 20, 25, 30, 35, 40], "each logged step once, the killed run's 25 replaced")
     }
 
+    /// A task's accuracies reach TensorBoard as eval/accuracy* scalars, equal to metrics.jsonl's.
+    func testTaskAccuracyScalars() throws {
+        try Python.require(["tensorboard", "numpy"])
+        let tmp = try TemporaryDirectory()
+        let runDir = tmp.file("run")
+        try gpt(["train", "--set"] + ArithmeticRuns.oneDigit + ["max_iters=150", "lr_decay_iters=150", "eval_interval=75",
+                                                              "out_dir=\(runDir)"])
+        let result = try Python.check("tensorboard", runDir)
+        let summary = try XCTUnwrap(result.first as? [String: Any])
+        let tags = try XCTUnwrap(summary["tags"] as? [String])
+        XCTAssertTrue(tags.contains("eval/accuracy") && tags.contains("eval/accuracy_digits_1") && tags.contains("eval/accuracy_add"),
+                      "\(tags)")
+    }
+
     func testTensorboardFalseWritesNoEventFiles() throws {
         let tmp = try TemporaryDirectory()
         let corpus = try shakespeareCorpus(in: tmp.path)

@@ -166,20 +166,25 @@ def check_tensorboard(run_dir):
     fields = {"train": {"loss": "train/loss", "lr": "train/lr", "grad_norm": "train/grad_norm",
                         "tokens_per_s": "train/tokens_per_s", "sgemm_ratio": "train/sgemm_ratio"},
               "eval": {"train_loss": "eval/train_loss", "val_loss": "eval/val_loss"}}
+    # A task's accuracies (accuracy, accuracy_digits_N, accuracy_<operator>), under the same names.
+    for key in sorted({k for r in records if r["event"] == "eval" for k in r if k.startswith("accuracy")}):
+        fields["eval"][key] = "eval/" + key
     compared = 0
     for event, names in fields.items():
         for field, tag in names.items():
-            expected = [(r["step"], float(np.float32(r[field]))) for r in records if r["event"] == event]
+            expected = [(r["step"], float(np.float32(r[field]))) for r in records if r["event"] == event and field in r]
             got = [(s.step, s.value) for s in acc.Scalars(tag)]
             if got != expected:
                 fail(f"{tag}: tensorboard reads {got[:6]}..., metrics.jsonl has {expected[:6]}...")
             compared += len(got)
     samples = [(r["step"], r["text"]) for r in records if r["event"] == "sample"]
-    got = [(t.step, t.tensor_proto.string_val[0].decode()) for t in acc.Tensors("sample")]
+    texts = acc.Tensors("sample") if "sample" in acc.Tags()["tensors"] else []
+    got = [(t.step, t.tensor_proto.string_val[0].decode()) for t in texts]
     if got != samples:
         fail(f"samples: tensorboard reads {len(got)} at steps {[s for s, _ in got]}, metrics.jsonl has {[s for s, _ in samples]}")
     files = sorted(f for f in os.listdir(run_dir) if f.startswith("events.out.tfevents."))
     print(json.dumps({"event_files": len(files), "scalars_compared": compared, "samples": len(samples),
+                      "tags": sorted(acc.Tags()["scalars"]),
                       "steps": sorted({s.step for s in acc.Scalars("train/loss")})}), flush=True)
 
 
