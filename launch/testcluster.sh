@@ -5,6 +5,7 @@
 #
 #   launch/testcluster.sh up K                  make hosts swgpt-h0 .. swgpt-h{K-1}
 #   launch/testcluster.sh run -np N -- gpt ARGS start N ranks spread over the hosts
+#   launch/testcluster.sh mpirun MPIRUN-ARGS    mpirun with the cluster's settings (you give -np, --host)
 #   launch/testcluster.sh shape 1gbit [0.2ms]   limit each host's uplink (and delay it, if netem exists)
 #   launch/testcluster.sh shape off             remove the limits
 #   launch/testcluster.sh cut h1 | restore h1   take one host's link down / up
@@ -193,22 +194,42 @@ cmd_run() {
     local hostfile=$state_dir/hostfile
     awk -v s="$slots" '{ print $2 " slots=" s }' "$state_dir/hosts" >"$hostfile"
 
+    cluster_mpirun -np "$np" --hostfile "$hostfile" --map-by slot "$program" "$@"
+}
+
+# mpirun with the cluster's settings; the caller gives -np, the hosts (--hostfile or --host with the
+# hosts' addresses) and the program. `gpt supervise --elastic --launcher "testcluster.sh mpirun"` uses it.
+cmd_mpirun() {
+    need_root
+    [[ -r $state_dir/hosts ]] || die "no test cluster is up; start one: $0 up 2"
+    [[ $# -ge 1 ]] || die "usage: $0 mpirun -np N --host ADDR:SLOTS,... PROGRAM ARGS..."
+    # A word `gpt` is this checkout's release build (SWIFTGPT_BIN overrides), as in `run`.
+    local words=() word
+    for word in "$@"; do
+        [[ $word == gpt ]] && word=${SWIFTGPT_BIN:-$repo_dir/.build/release/gpt}
+        words+=("$word")
+    done
+    cluster_mpirun "${words[@]}"
+}
+
+cluster_mpirun() {
     local root_flag=()
     [[ $(id -u) == 0 ]] && root_flag=(--allow-run-as-root)
     # All test hosts share this machine's cores: no binding, oversubscription allowed.
     # TCP keepalives on mpirun's links to its daemons (2 s idle, 3 probes 1 s apart)
     # let mpirun notice a host that dropped off the network in seconds rather than
     # the kernel's retransmission timeout, so a job with a lost host ends.
+    # The remote shell comes from the environment, so a caller's --mca plm_rsh_agent wins.
     export SWGPT_CLUSTER_STATE=$state_dir  # for netns-rsh
-    exec mpirun "${root_flag[@]}" -np "$np" --hostfile "$hostfile" --oversubscribe \
-        --map-by slot --bind-to none \
-        --mca plm_rsh_agent "$script_dir/netns-rsh" --mca plm_rsh_no_tree_spawn 1 \
+    export OMPI_MCA_plm_rsh_agent=${OMPI_MCA_plm_rsh_agent:-$script_dir/netns-rsh}
+    exec mpirun "${root_flag[@]}" --oversubscribe --bind-to none \
+        --mca plm_rsh_no_tree_spawn 1 \
         --mca btl "${SWGPT_BTL:-tcp,self}" \
         --mca btl_tcp_if_include "$subnet" --mca oob_tcp_if_include "$subnet" \
         --mca oob_tcp_keepalive_time 2 --mca oob_tcp_keepalive_intvl 1 --mca oob_tcp_keepalive_probes 3 \
         -x SWGPT_CLUSTER_STATE="$state_dir" -x SWIFTGPT_THREADS="${SWIFTGPT_THREADS:-1}" \
         -x OPENBLAS_NUM_THREADS="${SWIFTGPT_THREADS:-1}" -x OMP_NUM_THREADS="${SWIFTGPT_THREADS:-1}" \
-        "$program" "$@"
+        "$@"
 }
 
 # MARK: - shape / cut / restore
@@ -314,4 +335,4 @@ cmd_status() {
 
 # MARK: - Main
 
-dispatch "up down run shape cut restore status" "$@"
+dispatch "up down run mpirun shape cut restore status" "$@"

@@ -17,6 +17,8 @@ public struct LossPlot {
     public var xLabel = "step"
     public var yLabel = "loss"
     public var series: [Series] = []
+    /// Vertical lines with a label at steps where something happened (a change of world).
+    public var marks: [(x: Double, label: String)] = []
     public var width = 860.0, height = 520.0
 
     public init(title: String) { self.title = title }
@@ -66,7 +68,7 @@ public struct LossPlot {
         let all = series.flatMap(\.points)
         let left = 70.0, right = 20.0, top = 50.0, bottom = 60.0
         let pw = width - left - right, ph = height - top - bottom
-        let xs = all.map(\.x), ys = all.map(\.y)
+        let xs = all.map(\.x) + marks.map(\.x), ys = all.map(\.y)
         let x0 = xs.min() ?? 0, x1 = max(xs.max() ?? 1, x0 + 1)
         var y0 = ys.min() ?? 0, y1 = ys.max() ?? 1
         let pad = max((y1 - y0) * 0.05, 1e-3)
@@ -95,6 +97,11 @@ public struct LossPlot {
         s += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(pw)\" height=\"\(ph)\" fill=\"none\" stroke=\"#333\"/>\n"
         s += "<text x=\"\(left + pw / 2)\" y=\"\(height - 15)\" text-anchor=\"middle\">\(Self.escape(xLabel))</text>\n"
         s += "<text x=\"18\" y=\"\(top + ph / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(top + ph / 2))\">\(Self.escape(yLabel))</text>\n"
+        for (i, m) in marks.enumerated() {
+            let x = String(format: "%.1f", px(m.x)), ly = top + 14 + Double(i % 3) * 14
+            s += "<line class=\"mark\" x1=\"\(x)\" y1=\"\(top)\" x2=\"\(x)\" y2=\"\(top + ph)\" stroke=\"#555\" stroke-dasharray=\"3 3\"/>\n"
+            s += "<text x=\"\(px(m.x) + 4)\" y=\"\(ly)\" font-size=\"11\" fill=\"#555\">\(Self.escape(m.label))</text>\n"
+        }
         for (i, ser) in series.enumerated() {
             let color = Self.palette[(ser.color ?? i) % Self.palette.count]
             let pts = ser.points.map { String(format: "%.1f,%.1f", px($0.x), py($0.y)) }.joined(separator: " ")

@@ -4,6 +4,8 @@ import GPTData
 import GPTTrain
 
 /// `gpt plot --out curves.svg [--field accuracy] runs/a:label runs/b:label ...`
+///
+/// A change of world of an elastic run (metrics.jsonl's "world_change" events) is a labelled vertical line.
 struct PlotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plot",
@@ -27,6 +29,9 @@ struct PlotCommand: ParsableCommand {
                 let path = dir + "/metrics.jsonl"
                 plot.series.append(.init(label: label + (loss ? " (val)" : ""),
                                          points: try LossPlot.read(metrics: path, event: "eval", field: field), color: i))
+                for m in WorldChange.marks(metrics: path) {
+                    plot.marks.append((m.step, runs.count > 1 ? "\(label): \(m.label)" : m.label))
+                }
                 if train && loss {
                     plot.series.append(.init(label: label + " (train)",
                                              points: try LossPlot.read(metrics: path, event: "eval", field: "train_loss"), dashed: true, color: i))

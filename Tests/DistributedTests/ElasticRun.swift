@@ -1,0 +1,91 @@
+// An elastic run on the network-namespace test cluster: three test hosts, one rank
+// each, a small model, and `gpt supervise --elastic` launching it through
+// `testcluster.sh mpirun` with netns-rsh as the remote shell.
+import Foundation
+import XCTest
+import GPTData
+import TestSupport
+
+// MARK: - ElasticRun
+
+struct ElasticRun {
+    let tmp: TemporaryDirectory
+    let corpus: String
+    let hosts = 3
+
+    init() throws {
+        tmp = try TemporaryDirectory()
+        corpus = try shakespeareCorpus(in: tmp.path)
+    }
+
+    /// Test host `i`'s address, as the hostfile and the supervisor's log name it.
+    func address(_ i: Int) -> String { "\(TestCluster.prefix).\(10 + i)" }
+
+    /// `gpt train` of the small model, 1 rank per host with accumulation 2: 6 micro-batches a step.
+    func train(_ out: String, steps: Int) -> [String] {
+        ["gpt", "train", "--set", "dataset=\(corpus)", "--set", "out_dir=\(out)", "--set", "max_iters=\(steps)",
+         "--set", "n_layer=2", "--set", "n_embd=32", "--set", "n_head=2", "--set", "block_size=32",
+         "--set", "batch_size=4", "--set", "gradient_accumulation_steps=2", "--set", "eval_iters=2",
+         "--set", "eval_interval=10", "--set", "keep_checkpoints=0", "--set", "sample_tokens=0", "--set", "threads=1",
+         "--set", "collective_timeout=3", "--set", "log_interval=1", "--set", "warmup_iters=5",
+         "--set", "lr_decay_iters=\(steps)", "--set", "learning_rate=3e-3"]
+    }
+
+    /// The uninterrupted run on all three hosts.
+    func reference(steps: Int) throws -> String {
+        let out = tmp.file("reference")
+        var train = train(out, steps: steps)
+        train[0] = try GPTBinary.path()
+        let r = try TestSupport.run(TestCluster.script, ["run", "-np", String(hosts), "--"] + train, timeout: 120)
+        XCTAssertEqual(r.status, 0, r.output)
+        return out
+    }
+
+    /// `gpt supervise --elastic` of the run in `out` over the three hosts.
+    func supervise(_ out: String, steps: Int, minNp: Int, rejoin: Double) throws -> SupervisedRun {
+        let hostfile = tmp.file("hosts")
+        try (0..<hosts).map { address($0) + " slots=1\n" }.joined().write(toFile: hostfile, atomically: false, encoding: .utf8)
+        let rsh = MPIHarness.packageRoot.appendingPathComponent("launch/netns-rsh").path
+        return try SupervisedRun(["--elastic", "--hostfile", hostfile, "--min-np", String(minNp), "--out-dir", out,
+                                  "--launcher", TestCluster.script + " mpirun", "--rsh-agent", rsh, "--probe-timeout", "3",
+                                  "--rejoin-interval", String(rejoin), "--max-restarts", "3", "--delay", "1",
+                                  "--hang-grace", "4", "--"] + train(out, steps: steps),
+                                 environment: [:], logPath: tmp.file("supervise-\((out as NSString).lastPathComponent).log"))
+    }
+
+    /// Waits (up to `seconds`) for `condition`, while the supervisor runs; true when it held.
+    @discardableResult
+    func wait(_ sup: SupervisedRun, seconds: Double, until condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() && sup.process.isRunning && Date() < deadline { usleep(100_000) }
+        return condition()
+    }
+
+    /// True once `out`'s metrics log has a checkpoint at `step` or later.
+    func checkpointed(_ out: String, _ step: Int) -> Bool {
+        ((try? readMetrics(out)) ?? []).contains { $0["event"] as? String == "checkpoint" && ($0["step"] as? Int ?? 0) >= step }
+    }
+
+    /// `testcluster.sh cut|restore h<i>`.
+    func link(_ action: String, _ i: Int) throws {
+        let r = try TestSupport.run(TestCluster.script, [action, "h\(i)"], timeout: 30)
+        XCTAssertEqual(r.status, 0, r.output)
+    }
+
+    /// The logged training loss of every step.
+    func losses(_ out: String) throws -> [Int: Double] {
+        var l: [Int: Double] = [:]
+        for m in try readMetrics(out) where m["event"] as? String == "train" { l[m["step"] as! Int] = m["loss"] as? Double }
+        return l
+    }
+
+    /// The world_change events of the run.
+    func worldChanges(_ out: String) throws -> [[String: Any]] {
+        try readMetrics(out).filter { $0["event"] as? String == "world_change" }
+    }
+
+    /// The supervisor's own lines.
+    static func supervisorLines(_ log: String) -> String {
+        log.split(separator: "\n").filter { $0.contains("[supervise") }.joined(separator: "\n")
+    }
+}
