@@ -88,6 +88,9 @@ public struct SamplePlacement: Sendable {
 
 /// rng = "counter": every window start is a pure function of (seed, step, sample), so the
 /// source has no state and a resumed run, on any number of ranks, draws the same windows.
+/// The sample index is the global micro-batch slot (rank x accumulation + micro-step) times the
+/// batch, so every world with the same ranks x accumulation (and data_shards) draws the same set
+/// of windows in a step: what an elastic run on fewer ranks relies on.
 public final class CounterWindows: BatchSource {
     let windows: CorpusWindows
     let placement: SamplePlacement

@@ -98,10 +98,12 @@ final class ElasticSupervisor {
         }
         let survivors = try plan.world(on: usable)
         noteRounding(usable)
-        if survivors != world {
-            let lost = world.hosts.filter { h in !survivors.hosts.contains { $0.name == h.name } }.map(\.name)
-            change(to: survivors, reason: lost.isEmpty ? "hosts changed" : "lost host(s): " + lost.joined(separator: ","))
+        guard survivors != world else {
+            say("every host of the world answers the probe; relaunching on the same \(world.ranks) rank(s)")
+            return
         }
+        let lost = world.hosts.filter { h in !survivors.hosts.contains { $0.name == h.name } }.map(\.name)
+        change(to: survivors, reason: lost.isEmpty ? "hosts changed" : "lost host(s): " + lost.joined(separator: ","))
     }
 
     // MARK: Growing

@@ -21,7 +21,7 @@ final class ClusterTests: XCTestCase {
 
         let result = try MPIHarness.run([script, "run", "-np", "4", "--", "gpt", "selftest", "comm"], timeout: 240)
         try MPIHarness.assertSelfTestPassed(result, ranks: 4, nodes: 2)
-        XCTAssertTrue(result.stdout.contains("(swgpt-h0: ranks [0, 1]; swgpt-h1: ranks [2, 3])"),
+        XCTAssertTrue(result.stdout.contains("(\(TestCluster.name)-h0: ranks [0, 1]; \(TestCluster.name)-h1: ranks [2, 3])"),
                       "ranks were not placed two per test host:\n\(result.transcript)")
 
         // The selftest reduces and broadcasts tens of MB; ranks 0-1 and 2-3 sit on different hosts,

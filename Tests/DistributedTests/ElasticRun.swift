@@ -79,6 +79,19 @@ struct ElasticRun {
         return l
     }
 
+    /// Max |difference| of the final parameters and of the logged losses after `step` of two runs;
+    /// asserts the runs are bit-identical up to `step` and log the same steps.
+    func closeness(_ a: String, _ b: String, steps: Int, after step: Int) throws -> (Float, Double) {
+        let x = try Checkpoint.read(from: a + String(format: "/ckpt_%07d.h5", steps))
+        let y = try Checkpoint.read(from: b + String(format: "/ckpt_%07d.h5", steps))
+        let dp = zip(x.parameters, y.parameters).map { abs($0 - $1) }.max() ?? .infinity
+        let la = try losses(a), lb = try losses(b)
+        XCTAssertEqual(Set(la.keys), Set(lb.keys), "both runs log every step")
+        XCTAssertEqual((0...step).map { la[$0] }, (0...step).map { lb[$0] }, "before the change the runs are the same run, bit for bit")
+        let dl = ((step + 1)..<steps).map { abs((la[$0] ?? .nan) - (lb[$0] ?? .nan)) }.max() ?? .nan
+        return (dp, dl)
+    }
+
     /// The world_change events of the run.
     func worldChanges(_ out: String) throws -> [[String: Any]] {
         try readMetrics(out).filter { $0["event"] as? String == "world_change" }

@@ -8,11 +8,14 @@ import GPTTrain
 import TestSupport
 
 final class ElasticClusterTests: XCTestCase {
-    /// Final parameters of the run that lost a host vs the uninterrupted run: max |difference|.
-    /// (Measured ~1e-6 on 120 steps: the sums over micro-batches and ranks are grouped differently.)
+    /// Final parameters of a run whose world changed vs the uninterrupted run: max |difference|.
+    /// Measured 1.8e-7 (3 -> 2 ranks at step 40 of 120) and 1.3e-5 (3 -> 2 -> 3 at steps 20 and 60
+    /// of 160): the same gradients summed in another grouping, a rounding that training then carries.
+    /// Parameters reach 1.1 (median 0.02); a 3-rank run drawing other windows (data_shards = 1) differs by 0.24.
     static let parameterTolerance: Float = 1e-4
-    /// Logged training losses after the loss of the host vs the uninterrupted run: max |difference|.
-    static let lossTolerance = 1e-3
+    /// Logged training losses after the change vs the uninterrupted run: max |difference|
+    /// (measured 2.8e-7 and 3.2e-6, losses of about 2.5 to 4).
+    static let lossTolerance = 1e-4
 
     func testALostHostIsDroppedAndTheRunContinuesOnTheSurvivorsWithTheSameBatch() throws {
         try TestCluster.bringUp(hosts: 3, for: self)
@@ -38,13 +41,7 @@ final class ElasticClusterTests: XCTestCase {
         XCTAssertEqual(changes.first?["new_hosts"] as? String, "\(run.address(0)),\(run.address(1))")
         XCTAssertEqual(changes.first?["accumulation"] as? Int, 3)
 
-        let x = try Checkpoint.read(from: reference + String(format: "/ckpt_%07d.h5", steps))
-        let y = try Checkpoint.read(from: out + String(format: "/ckpt_%07d.h5", steps))
-        let dp = zip(x.parameters, y.parameters).map { abs($0 - $1) }.max() ?? .infinity
-        let la = try run.losses(reference), lb = try run.losses(out)
-        XCTAssertEqual(Set(la.keys), Set(lb.keys), "both runs log every step")
-        XCTAssertEqual((0...at).map { la[$0] }, (0...at).map { lb[$0] }, "before the cut the runs are the same run, bit for bit")
-        let dl = ((at + 1)..<steps).map { abs((la[$0] ?? .nan) - (lb[$0] ?? .nan)) }.max() ?? .nan
+        let (dp, dl) = try run.closeness(reference, out, steps: steps, after: at)
         print(String(format: "elastic 3 -> 2 ranks at step %d: final parameters max |diff| %.3g, losses after the cut max |diff| %.3g",
                      at, dp, dl))
         XCTAssertLessThan(dp, Self.parameterTolerance)
@@ -54,7 +51,8 @@ final class ElasticClusterTests: XCTestCase {
     func testAHostThatComesBackRejoinsAtTheNextCheckpoint() throws {
         try TestCluster.bringUp(hosts: 3, for: self)
         let run = try ElasticRun()
-        let steps = 200
+        let steps = 160
+        let reference = try run.reference(steps: steps)
         let out = run.tmp.file("rejoin")
         let sup = try run.supervise(out, steps: steps, minNp: 2, rejoin: 1)
         defer { if sup.process.isRunning { sup.process.terminate() } }
@@ -77,11 +75,21 @@ final class ElasticClusterTests: XCTestCase {
         XCTAssertEqual(changes.last?["reason"] as? String, "host(s) back: \(run.address(2))")
         // It rejoined at a checkpoint boundary: the world changed at a checkpointed step, after the drop.
         let steps2 = changes.compactMap { $0["step"] as? Int }
-        XCTAssertEqual(steps2.count, 2)
+        guard steps2.count == 2 else { return XCTFail("two changes of world expected: \(changes)") }
         XCTAssertGreaterThan(steps2[1], steps2[0])
         XCTAssertEqual(steps2[1] % 10, 0, "the world grew at a checkpoint (every 10 steps)")
-        let final = try Checkpoint.read(from: out + String(format: "/ckpt_%07d.h5", steps))
-        XCTAssertTrue(final.parameters.allSatisfy(\.isFinite))
+        // gpt plot marks both changes on the curves.
+        let svg = run.tmp.file("curves.svg")
+        let plot = try TestSupport.run(try GPTBinary.path(), ["plot", "--out", svg, out + ":elastic"], timeout: 30)
+        XCTAssertEqual(plot.status, 0, plot.output)
+        let chart = try String(contentsOfFile: svg, encoding: .utf8)
+        XCTAssertEqual(chart.components(separatedBy: "class=\"mark\"").count - 1, 2)
+        XCTAssertTrue(chart.contains("3\u{2192}2 ranks") && chart.contains("2\u{2192}3 ranks"))
+        let (dp, dl) = try run.closeness(reference, out, steps: steps, after: steps2[0])
+        print(String(format: "elastic 3 -> 2 -> 3 ranks at steps %d, %d: final parameters max |diff| %.3g, "
+                     + "losses after the cut max |diff| %.3g", steps2[0], steps2[1], dp, dl))
+        XCTAssertLessThan(dp, Self.parameterTolerance)
+        XCTAssertLessThan(dl, Self.lossTolerance)
     }
 
     func testFewerSurvivorsThanTheMinimumStopWithOneLineAndKeepTheCheckpoint() throws {
