@@ -58,7 +58,7 @@ final class ElasticSupervisor {
                 + (resume ? ", from the newest good checkpoint" : ""))
             let watch = RejoinWatch(interval: rejoinInterval)
             let outcome = job.run(command.words(for: world, resume: resume)) { _ in self.shouldStop(watch) }
-            if outcome.status == 0 && !outcome.stopped {
+            if outcome.status == 0 {  // gpt train exits 0 only when its steps are done (a stop is 143)
                 say("job finished" + (restarts > 0 ? " after \(restarts) restart(s)" : "") + " on \(world.ranks) rank(s)")
                 return
             }
