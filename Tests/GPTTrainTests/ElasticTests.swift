@@ -27,6 +27,17 @@ final class ElasticTests: XCTestCase {
         XCTAssertThrowsError(try HostSource.hostfile(tmp.file("none")).discover(defaultSlots: 1))
     }
 
+    func testASlurmNodeListIsExpandedByScontrol() throws {
+        guard findExecutable("scontrol") != nil else { throw XCTSkip("scontrol is not installed (launch/install-deps.sh --slurm)") }
+        let tmp = try TemporaryDirectory()
+        // scontrol reads a slurm.conf even to expand a list; a minimal one will do.
+        try "ClusterName=t\nSlurmctldHost=localhost\nNodeName=node[1-3] CPUs=1\n".write(toFile: tmp.file("slurm.conf"), atomically: false, encoding: .utf8)
+        let old = ProcessInfo.processInfo.environment["SLURM_CONF"]
+        setenv("SLURM_CONF", tmp.file("slurm.conf"), 1)
+        defer { if let old { setenv("SLURM_CONF", old, 1) } else { unsetenv("SLURM_CONF") } }
+        XCTAssertEqual(try HostSource.slurm("node[1-3]").discover(defaultSlots: 8).map(\.description), ["node1:8", "node2:8", "node3:8"])
+    }
+
     func testTheSurvivorsKeepTheMicroBatchesOfAStep() throws {
         let plan = ElasticPlan(microBatchesPerStep: 6, minRanks: 2, minHosts: 1)
         let three = try plan.world(on: [ElasticHost("a"), ElasticHost("b"), ElasticHost("c")])
