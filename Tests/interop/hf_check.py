@@ -60,6 +60,9 @@ def check_export(cases_path):
             for name, tensor in full.items():
                 if not torch.equal(reduced[name].view(torch.int16), tensor.to(dtype).view(torch.int16)):
                     fail(f"{other['dir']}: {name} is not torch's {other['dtype']} rounding of the f32 export")
+        if "architecture" in case and (model.config.architectures != [case["architecture"]]
+                                       or type(model).__name__ != case["architecture"]):
+            fail(f"{directory}: transformers made a {type(model).__name__}, not a {case['architecture']}")
         print(json.dumps({"dir": directory, "logits_max_relative_difference": rel,
                           "logits_max_abs_difference": float(np.max(np.abs(ours - theirs))),
                           "texts": len(case["texts"]), "architecture": model.config.architectures}), flush=True)
