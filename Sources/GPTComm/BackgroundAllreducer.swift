@@ -262,18 +262,28 @@ private final class ReducerState {
         let requests = RequestSet(comm: comm)
         var round = BackgroundAllreducer.Round()
         var firstStart = 0.0, published = 0
+        var held: [Bucket] = []
         while true {
             // Take new buckets and the caller's finish request together.
             let (arrived, finishing) = withLock { () -> ([Bucket], Bool) in
                 defer { queue.removeAll(keepingCapacity: true) }
                 return (queue, self.finishing)
             }
-            for bucket in arrived {
+            func begin(_ bucket: Bucket) {
                 if round.buckets == 0 { firstStart = MPI_Wtime() }
                 requests.start(bucket)
                 round.buckets += 1
                 round.floats += bucket.gathers ? 0 : bucket.slices?.total ?? bucket.count
             }
+            // All-gathers run one at a time, in order, so that each has the link to itself and the
+            // part forward needs first arrives first; the others start at once.
+            func beginHeld() {
+                while let next = held.first, finishing || requests.gathersRunning == 0 { held.removeFirst(); begin(next) }
+            }
+            for bucket in arrived {
+                if bucket.gathers { held.append(bucket) } else { begin(bucket) }
+            }
+            beginHeld()
             if finishing {
                 // The caller is waiting: nothing left to overlap with, so block until done.
                 round.completedBeforeFinish = requests.completedBuckets
@@ -284,6 +294,7 @@ private final class ReducerState {
                 requests.testSome()
                 round.polls += 1
             }
+            beginHeld()
             withLock {
                 if completed.count != requests.completed.count || requests.completedBuckets != published {
                     completed = requests.completed
@@ -325,6 +336,8 @@ private final class RequestSet {
     /// Buckets whose result is in place, and whether each is.
     private(set) var completedBuckets = 0
     private(set) var completed: [Bool] = []
+    /// All-gather buckets started and not yet complete.
+    private(set) var gathersRunning = 0
     /// MPI_Wtime when the last bucket completed.
     private(set) var lastCompletion = 0.0
 
@@ -344,6 +357,7 @@ private final class RequestSet {
             owner.append(bucket)
             buckets.append((b, 1, nil))
             running += 1
+            gathersRunning += 1
             return
         }
         if let slices = b.slices {
@@ -414,7 +428,9 @@ private final class RequestSet {
     /// (nothing to divide for an all-gather).
     private func complete(_ bucket: Int) {
         let b = buckets[bucket].bucket
-        if !b.gathers {
+        if b.gathers {
+            gathersRunning -= 1
+        } else {
             let result = b.slices.map { b.buffer + Int($0.displacements[comm.rank]) } ?? b.buffer
             Float.divide(result, count: b.count, by: comm.size)
         }
