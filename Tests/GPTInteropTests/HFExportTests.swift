@@ -66,8 +66,15 @@ final class HFExportTests: XCTestCase {
             let T = min(48, ids.map(\.count).min()!)
             let inputs = ids.map { Array($0.prefix(T)) }
             try InteropModels.logits(ckpt, inputs: inputs).write(to: dir + ".logits")
-            cases.append(["dir": dir, "inputs": inputs.map { $0.map(Int.init) }, "logits": dir + ".logits",
-                          "texts": InteropText.all, "ids": ids.map { $0.map(Int.init) }, "architecture": "LlamaForCausalLM"])
+            var c: [String: Any] = ["dir": dir, "inputs": inputs.map { $0.map(Int.init) }, "logits": dir + ".logits",
+                                    "texts": InteropText.all, "ids": ids.map { $0.map(Int.init) }, "architecture": "LlamaForCausalLM"]
+            if n == 0 {  // greedy decoding through our KV cache (RoPE from the cached position) = transformers' generate
+                let prompt = "First Citizen:", new = 30
+                let sample = try gpt(["sample", path, "--prompt", prompt, "--tokens", String(new), "--temperature", "0",
+                                      "--threads", "1"])
+                c["greedy"] = ["prompt": prompt, "new_tokens": new, "text": String(sample.output.dropLast())]
+            }
+            cases.append(c)
         }
         let casesPath = tmp.file("cases.json")
         try JSONSerialization.data(withJSONObject: cases).write(to: URL(fileURLWithPath: casesPath))
