@@ -21,15 +21,8 @@ final class HFExportTests: XCTestCase {
             let config = GPTConfig(vocabSize: tok.vocabSize, blockSize: 48, nLayer: 2, nHead: 4, nEmbd: 32, dropout: 0,
                                    bias: bias, tieWeights: tied)
             let ckpt = InteropModels.checkpoint(config, tokenizer: tok, seed: UInt64(n + 1))
-            let path = tmp.file(name + ".h5"), dir = tmp.file(name)
-            try ckpt.write(to: path)
-            try gpt(["export", path, "--out", dir])
-            let ids = InteropText.all.map { try! tok.encodeChecked($0) }
-            let T = min(config.blockSize, ids.map(\.count).min()!)
-            let inputs = ids.map { Array($0.prefix(T)) }
-            try InteropModels.logits(ckpt, inputs: inputs).write(to: dir + ".logits")
-            var c: [String: Any] = ["dir": dir, "inputs": inputs.map { $0.map(Int.init) }, "logits": dir + ".logits",
-                                    "texts": InteropText.all, "ids": ids.map { $0.map(Int.init) }]
+            let (path, dir) = (tmp.file(name + ".h5"), tmp.file(name))
+            var c = try Self.exportCase(ckpt, tokenizer: tok, path: path, dir: dir)
             if n == 2 {  // the same model in 16-bit floats: torch's own rounding of the f32 tensors
                 c["reduced"] = try ["bf16", "f16"].map { type -> [String: String] in
                     try gpt(["export", path, "--out", dir + "-" + type, "--dtype", type])
@@ -38,10 +31,7 @@ final class HFExportTests: XCTestCase {
             }
             cases.append(c)
         }
-        let casesPath = tmp.file("cases.json")
-        try JSONSerialization.data(withJSONObject: cases).write(to: URL(fileURLWithPath: casesPath))
-        let results = try Python.check("export", casesPath)
-        XCTAssertEqual(results.count, kinds.count, "one result per exported directory")
+        try Self.check(cases, tmp: tmp)
     }
 
     /// RMSNorm + RoPE + SwiGLU without biases exports as LlamaForCausalLM: transformers loads it with
@@ -58,16 +48,9 @@ final class HFExportTests: XCTestCase {
         for (n, (name, tok, tied, base, multiple)) in kinds.enumerated() {
             let ckpt = InteropModels.checkpoint(Self.llama(vocab: tok.vocabSize, tied: tied, base: base, multiple: multiple),
                                                 tokenizer: tok, seed: UInt64(n + 11))
-            let path = tmp.file(name + ".h5"), dir = tmp.file(name)
-            try ckpt.write(to: path)
-            let r = try gpt(["export", path, "--out", dir])
-            XCTAssertTrue(r.output.contains("LlamaForCausalLM"), r.output)
-            let ids = InteropText.all.map { try! tok.encodeChecked($0) }
-            let T = min(48, ids.map(\.count).min()!)
-            let inputs = ids.map { Array($0.prefix(T)) }
-            try InteropModels.logits(ckpt, inputs: inputs).write(to: dir + ".logits")
-            var c: [String: Any] = ["dir": dir, "inputs": inputs.map { $0.map(Int.init) }, "logits": dir + ".logits",
-                                    "texts": InteropText.all, "ids": ids.map { $0.map(Int.init) }, "architecture": "LlamaForCausalLM"]
+            let (path, dir) = (tmp.file(name + ".h5"), tmp.file(name))
+            var c = try Self.exportCase(ckpt, tokenizer: tok, path: path, dir: dir)
+            c["architecture"] = "LlamaForCausalLM"
             if n == 0 {  // greedy decoding through our KV cache (RoPE from the cached position) = transformers' generate
                 let prompt = "First Citizen:", new = 30
                 let sample = try gpt(["sample", path, "--prompt", prompt, "--tokens", String(new), "--temperature", "0",
@@ -76,10 +59,28 @@ final class HFExportTests: XCTestCase {
             }
             cases.append(c)
         }
+        try Self.check(cases, tmp: tmp)
+    }
+
+    /// Writes `ckpt` at `path`, exports it to `dir`, and returns the checker's case: our logits on
+    /// the texts' first tokens (up to block_size) and our ids of the texts.
+    static func exportCase(_ ckpt: Checkpoint, tokenizer tok: any Tokenizer, path: String, dir: String) throws -> [String: Any] {
+        try ckpt.write(to: path)
+        try gpt(["export", path, "--out", dir])
+        let ids = InteropText.all.map { try! tok.encodeChecked($0) }
+        let T = min(ckpt.modelConfig.blockSize, ids.map(\.count).min()!)
+        let inputs = ids.map { Array($0.prefix(T)) }
+        try InteropModels.logits(ckpt, inputs: inputs).write(to: dir + ".logits")
+        return ["dir": dir, "inputs": inputs.map { $0.map(Int.init) }, "logits": dir + ".logits",
+                "texts": InteropText.all, "ids": ids.map { $0.map(Int.init) }]
+    }
+
+    /// Runs `hf_check.py export` on `cases`: one result per exported directory.
+    static func check(_ cases: [[String: Any]], tmp: TemporaryDirectory) throws {
         let casesPath = tmp.file("cases.json")
         try JSONSerialization.data(withJSONObject: cases).write(to: URL(fileURLWithPath: casesPath))
         let results = try Python.check("export", casesPath)
-        XCTAssertEqual(results.count, kinds.count, "one result per exported directory")
+        XCTAssertEqual(results.count, cases.count, "one result per exported directory")
     }
 
     /// gpt import reads our Llama directory back: the same parameters bit for bit, the same model
