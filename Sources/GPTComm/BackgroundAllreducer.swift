@@ -6,7 +6,8 @@
 // `wait()`. Here a second thread, the communication thread, does all MPI work
 // of a round: the computing thread hands it buckets of finished gradients and
 // goes on computing; the communication thread starts an MPI_Iallreduce per
-// bucket (for ZeRO-1, the steps of a ring reduce-scatter) and tests all outstanding ones with one MPI_Testsome every
+// bucket (for ZeRO-1, the steps of a ring reduce-scatter, and after the update
+// the all-gather of the parameters, block by block) and tests all outstanding ones with one MPI_Testsome every
 // `pollInterval`, sleeping in between, so the transfers advance while
 // backward runs and it costs little CPU time while there is nothing to move.
 // When backward is done the computing thread calls `finish()`, and the
@@ -104,7 +105,7 @@ public final class BackgroundAllreducer {
     /// The first call of a round passes MPI to the communication thread.
     public func start(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
         communicator.validate(count: count, "BackgroundAllreducer.start(\(count) floats)")
-        enqueue(Bucket(buffer: buffer, count: count, slices: nil))
+        enqueue(Bucket(buffer: buffer, count: count, slices: nil, gathers: false))
     }
 
     /// Hands the bucket `buffer` (the sum of `counts` floats) to the communication thread, which
@@ -113,7 +114,34 @@ public final class BackgroundAllreducer {
     /// bucket undefined. Otherwise as `start(_:count:)`.
     public func startReduceScatter(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
         let slices = communicator.slices(counts, "BackgroundAllreducer.startReduceScatter(\(counts.reduce(0, +)) floats)")
-        enqueue(Bucket(buffer: buffer, count: counts[communicator.rank], slices: slices))
+        enqueue(Bucket(buffer: buffer, count: counts[communicator.rank], slices: slices, gathers: false))
+    }
+
+    /// Hands the bucket `buffer` (the sum of `counts` floats) to the communication thread, which
+    /// all-gathers it in place: rank r's slice (`counts[r]` floats after the counts of the ranks
+    /// before it) goes to every rank (ZeRO-1's updated parameters). `wait(forBucket:)` waits for one
+    /// bucket without ending the round. Otherwise as `start(_:count:)`.
+    public func startAllgather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        let slices = communicator.slices(counts, "BackgroundAllreducer.startAllgather(\(counts.reduce(0, +)) floats)")
+        enqueue(Bucket(buffer: buffer, count: slices.total, slices: slices, gathers: true))
+    }
+
+    /// Blocks until bucket `index` of the running round (the buckets counted from 0 in the order
+    /// they were started) is complete; the round goes on, and MPI stays with the communication thread.
+    /// The time spent here is exposed communication, as in `finish()`.
+    public func wait(forBucket index: Int) {
+        let t0 = monotonicSeconds()
+        communicator.blocking("parameter all-gather (communication thread)") {
+            state.withLock {
+                precondition(state.active && index < state.started, "bucket \(index) was not started in this round")
+                state.callerWaits = true
+                state.signal()
+                while !state.isComplete(index) { state.wait() }
+                state.callerWaits = false
+            }
+        }
+        let waited = monotonicSeconds() - t0
+        state.withLock { state.waitedForBuckets += waited }
     }
 
     private func enqueue(_ bucket: Bucket) {
@@ -125,6 +153,7 @@ public final class BackgroundAllreducer {
         state.withLock {
             if beginsRound { state.beginRound(caller: caller) }
             state.queue.append(bucket)
+            state.started += 1
             state.signal()
         }
     }
@@ -146,7 +175,7 @@ public final class BackgroundAllreducer {
             }
         }
         guard var round else { return }
-        let waited = monotonicSeconds() - t0
+        let waited = monotonicSeconds() - t0 + state.withLock { state.waitedForBuckets }
         round.waitSeconds = waited
         state.withLock { state.lastRound.waitSeconds = waited }
         communicator.timing.waitSeconds += waited
@@ -158,12 +187,14 @@ public final class BackgroundAllreducer {
 
 // MARK: - The communication thread
 
-/// One bucket of a round, in place: allreduced (`slices` nil) or reduce-scattered into this rank's slice.
+/// One bucket of a round, in place: allreduced (`slices` nil), reduce-scattered into this rank's
+/// slice, or (`gathers`) every rank's slice all-gathered.
 private struct Bucket {
     let buffer: UnsafeMutablePointer<Float>
     /// Floats of the result on this rank (the bucket, or this rank's slice of it).
     let count: Int
     let slices: SliceCounts?
+    let gathers: Bool
 }
 
 /// What the caller and the communication thread share; every field is guarded by the mutex.
@@ -175,6 +206,13 @@ private final class ReducerState {
     var finishing = false
     var shutdown = false
     var lastRound = BackgroundAllreducer.Round()
+    /// Buckets started in this round, and the completion of each (published by the communication thread).
+    var started = 0
+    var completed: [Bool] = []
+    /// The caller is blocked in `wait(forBucket:)`: test without sleeping.
+    var callerWaits = false
+    /// Seconds the caller spent in `wait(forBucket:)` this round.
+    var waitedForBuckets = 0.0
     private var caller = pthread_t()
     private let lock = ConditionLock()
 
@@ -200,7 +238,13 @@ private final class ReducerState {
         active = true
         finishing = false
         lastRound = BackgroundAllreducer.Round()
+        started = 0
+        completed = []
+        waitedForBuckets = 0
     }
+
+    /// Whether bucket `index` of the round is complete; call with the mutex held.
+    func isComplete(_ index: Int) -> Bool { index < completed.count && completed[index] }
 
     /// The communication thread's loop: sleep until a round starts, then run it; ends at shutdown.
     func run() {
@@ -217,19 +261,29 @@ private final class ReducerState {
         let comm = communicator
         let requests = RequestSet(comm: comm)
         var round = BackgroundAllreducer.Round()
-        var firstStart = 0.0
+        var firstStart = 0.0, published = 0
+        var held: [Bucket] = []
         while true {
             // Take new buckets and the caller's finish request together.
             let (arrived, finishing) = withLock { () -> ([Bucket], Bool) in
                 defer { queue.removeAll(keepingCapacity: true) }
                 return (queue, self.finishing)
             }
-            for bucket in arrived {
+            func begin(_ bucket: Bucket) {
                 if round.buckets == 0 { firstStart = MPI_Wtime() }
                 requests.start(bucket)
                 round.buckets += 1
-                round.floats += bucket.slices?.total ?? bucket.count
+                round.floats += bucket.gathers ? 0 : bucket.slices?.total ?? bucket.count
             }
+            // All-gathers run one at a time, in order, so that each has the link to itself and the
+            // part forward needs first arrives first; the others start at once.
+            func beginHeld() {
+                while let next = held.first, finishing || requests.gathersRunning == 0 { held.removeFirst(); begin(next) }
+            }
+            for bucket in arrived {
+                if bucket.gathers { held.append(bucket) } else { begin(bucket) }
+            }
+            beginHeld()
             if finishing {
                 // The caller is waiting: nothing left to overlap with, so block until done.
                 round.completedBeforeFinish = requests.completedBuckets
@@ -240,8 +294,14 @@ private final class ReducerState {
                 requests.testSome()
                 round.polls += 1
             }
+            beginHeld()
             withLock {
-                if queue.isEmpty && !self.finishing {
+                if completed.count != requests.completed.count || requests.completedBuckets != published {
+                    completed = requests.completed
+                    published = requests.completedBuckets
+                    signal()
+                }
+                if queue.isEmpty && !self.finishing && !callerWaits {
                     if requests.running > 0 { wait(seconds: pollInterval) } else { wait() }
                 }
             }
@@ -273,8 +333,11 @@ private final class RequestSet {
     private var indices: [Int32] = []
     /// Pieces still running.
     private(set) var running = 0
-    /// Buckets whose mean is in place.
+    /// Buckets whose result is in place, and whether each is.
     private(set) var completedBuckets = 0
+    private(set) var completed: [Bool] = []
+    /// All-gather buckets started and not yet complete.
+    private(set) var gathersRunning = 0
     /// MPI_Wtime when the last bucket completed.
     private(set) var lastCompletion = 0.0
 
@@ -284,6 +347,19 @@ private final class RequestSet {
     func start(_ b: Bucket) {
         comm.enter("MPI_Iallreduce on the communication thread")
         let bucket = buckets.count
+        completed.append(false)
+        if b.gathers, let slices = b.slices {
+            var handle: MPI_Request? = swiftgpt_mpi_request_null()
+            comm.check(MPI_Iallgatherv(swiftgpt_mpi_in_place(), 0, swiftgpt_mpi_float(), b.buffer, slices.counts,
+                                       slices.displacements, swiftgpt_mpi_float(), comm.comm, &handle),
+                       "MPI_Iallgatherv(\(slices.total) floats) on the communication thread")
+            handles.append(handle)
+            owner.append(bucket)
+            buckets.append((b, 1, nil))
+            running += 1
+            gathersRunning += 1
+            return
+        }
         if let slices = b.slices {
             if bucket > Ring.maxTag { comm.fail("more than \(Ring.maxTag + 1) gradient buckets in one step; raise bucket_mb") }
             let ring = Ring(buffer: b.buffer, slices: slices, rank: comm.rank, size: comm.size, tag: Int32(bucket))
@@ -348,11 +424,17 @@ private final class RequestSet {
         running += 2
     }
 
-    /// The mean: the same division the blocking `allreduce(.mean)` does, element by element.
+    /// The mean: the same division the blocking `allreduce(.mean)` does, element by element
+    /// (nothing to divide for an all-gather).
     private func complete(_ bucket: Int) {
         let b = buckets[bucket].bucket
-        let result = b.slices.map { b.buffer + Int($0.displacements[comm.rank]) } ?? b.buffer
-        Float.divide(result, count: b.count, by: comm.size)
+        if b.gathers {
+            gathersRunning -= 1
+        } else {
+            let result = b.slices.map { b.buffer + Int($0.displacements[comm.rank]) } ?? b.buffer
+            Float.divide(result, count: b.count, by: comm.size)
+        }
+        completed[bucket] = true
         completedBuckets += 1
         lastCompletion = MPI_Wtime()
     }

@@ -24,6 +24,13 @@ public final class GPT {
     public var dropoutSeed: UInt64 = 0
     /// Optional per-layer timing (used by `gpt bench`).
     public var profiler: Profiler?
+    /// Called by forward with the index in `parameterParts` of the parameters it is about to read
+    /// (0, then each block, then the final norm and head): ZeRO-1 waits there for their all-gather.
+    public var awaitParameters: ((Int) -> Void)?
+
+    /// The flat parameter buffer in the order forward reads it: the embeddings, each block, the
+    /// final norm and the untied head; consecutive, covering it exactly.
+    public var parameterParts: [Range<Int>] { [views.headRange] + layout.blockRanges + [views.tailRange] }
 
     let views: ModelViews
     /// RoPE's cos and sin per (position, pair), (block_size, hs/2, 2); nil with learned positions.
@@ -223,16 +230,19 @@ public final class GPT {
         if let targets { lastTargets!.update(from: targets, count: N) }
         let dropout = dropoutMasks
 
+        awaitParameters?(0)
         timed(.embedding) {
             encoderForward(a.encoded, inputs, views.wte, views.wpe, B: B, T: T, C: C)
             _ = dropout.apply(a.encoded, a.encoded, N: N * C, site: .embedding)
         }
         var x = UnsafePointer(a.encoded)
         for l in 0..<config.nLayer {
+            awaitParameters?(1 + l)
             blockForward(layer: l, a.layers[l], input: x, scratch: a.scratchBTC, N: N,
                          attention: .causal(B: B, T: T), dropout: dropout)
             x = UnsafePointer(a.layers[l].res3)
         }
+        awaitParameters?(config.nLayer + 1)
         headForward(a.logits, a.lnf, a.lnfMean, a.lnfRstd, x, N: N)
 
         guard let targets else { lastTargetCount = 0; return 0 }

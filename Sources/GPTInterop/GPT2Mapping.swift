@@ -15,16 +15,6 @@ public enum GPT2Config {
     static let activations: Set<String> = ["gelu_new", "gelu_pytorch_tanh"]
 
     /// config.json for `config`; `endOfText` is the id of `<|endoftext|>` (bos/eos), if the tokenizer has one.
-    /// The architecture options of `config` that a GPT2LMHeadModel has no place for ("norm = rmsnorm", ...).
-    public static func inexpressibleOptions(_ config: GPTConfig) -> [String] {
-        var options: [String] = []
-        if config.norm != .layerNorm { options.append("norm = \"\(config.norm.rawValue)\"") }
-        if config.position != .learned { options.append("position = \"\(config.position.rawValue)\"") }
-        if config.mlp != .gelu { options.append("mlp = \"\(config.mlp.rawValue)\"") }
-        if config.qkNorm { options.append("qk_norm = true") }
-        return options
-    }
-
     public static func json(_ config: GPTConfig, dtype: SafetensorsDType, endOfText: Int?) -> [String: Any] {
         let eot: Any = endOfText ?? NSNull()
         return [
@@ -42,15 +32,8 @@ public enum GPT2Config {
     /// The model a GPT-2 config.json describes (with biases, dropout 0), or an error naming
     /// the field that is not GPT-2's architecture as this build computes it.
     public static func model(from object: [String: Any], path: String) throws -> GPTConfig {
-        let type = object["model_type"] as? String ?? "(none)"
-        guard type == "gpt2" else {
-            throw DataError("\(path): model_type is '\(type)', not 'gpt2'; gpt import reads GPT-2-architecture models "
-                            + "(GPT2LMHeadModel)")
-        }
         func int(_ key: String, or fallback: String? = nil) throws -> Int {
-            if let v = object[key] as? Int { return v }
-            if let fallback, let v = object[fallback] as? Int { return v }
-            throw DataError("\(path): GPT-2 config has no integer '\(key)'")
+            try configInt(object, key, or: fallback, path: path, model: "GPT-2")
         }
         let config = GPTConfig(vocabSize: try int("vocab_size"), blockSize: try int("n_positions", or: "n_ctx"),
                                nLayer: try int("n_layer"), nHead: try int("n_head"), nEmbd: try int("n_embd"), dropout: 0,

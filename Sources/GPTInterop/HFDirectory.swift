@@ -1,6 +1,6 @@
 // Hugging Face model directories: `gpt export` writes one from a checkpoint
 // (config.json, model.safetensors, the tokenizer files), `gpt import` makes
-// a checkpoint from a GPT-2-architecture one. Both check everything before
+// a checkpoint from a GPT-2- or Llama-architecture one (HFArchitecture says which). Both check everything before
 // writing, and write through a temporary name, so bad input leaves nothing.
 import Foundation
 import GPTCore
@@ -12,16 +12,13 @@ public enum HFDirectory {
     // MARK: - Export
 
     /// Writes the Hugging Face directory of `checkpoint` (read from `source`) at `directory`,
-    /// which must not exist or be empty; the tensors are stored as `dtype`.
+    /// which must not exist or be empty; the tensors are stored as `dtype`. Returns the
+    /// architecture the model was written as.
+    @discardableResult
     public static func export(_ checkpoint: Checkpoint, source: String, to directory: String,
-                              dtype: SafetensorsDType) throws {
+                              dtype: SafetensorsDType) throws -> HFArchitecture {
         let config = checkpoint.modelConfig
-        let options = GPT2Config.inexpressibleOptions(config)
-        guard options.isEmpty else {
-            throw DataError("\(source): the model uses \(options.joined(separator: ", ")), which GPT2LMHeadModel cannot "
-                            + "express; gpt export writes GPT-2-architecture models (norm = \"layernorm\", position = "
-                            + "\"learned\", mlp = \"gelu\", qk_norm = false)")
-        }
+        let architecture = try HFArchitecture.of(config, source: source)
         let tokenizer = try makeTokenizer(kind: checkpoint.tokenizerKind, serialized: checkpoint.tokenizer)
         guard tokenizer.vocabSize == config.vocabSize else {
             throw DataError("\(source): the tokenizer has \(tokenizer.vocabSize) tokens, the model's vocab_size is "
@@ -29,8 +26,8 @@ public enum HFDirectory {
         }
         var files = try HFTokenizerExport.files(for: tokenizer, modelMaxLength: config.blockSize)
         let endOfText = (tokenizer as? BPETokenizer).map { Int($0.endOfTextID) }
-        files["config.json"] = try HFTokenizerExport.json(GPT2Config.json(config, dtype: dtype, endOfText: endOfText))
-        let tensors = GPT2Tensors.export(checkpoint.parameters, config: config)
+        files["config.json"] = try HFTokenizerExport.json(architecture.json(config, dtype: dtype, endOfText: endOfText))
+        let tensors = architecture.export(checkpoint.parameters, config: config)
         try writeDirectory(directory) { temporary in
             for (name, data) in files.sorted(by: { $0.key < $1.key }) {
                 guard FileManager.default.createFile(atPath: temporary + "/" + name, contents: data) else {
@@ -39,6 +36,7 @@ public enum HFDirectory {
             }
             try SafetensorsWriter.write(tensors, dtype: dtype, to: temporary + "/model.safetensors")
         }
+        return architecture
     }
 
     /// Fills a temporary sibling of `directory` with `body`, then renames it into place.
@@ -70,9 +68,9 @@ public enum HFDirectory {
 
     // MARK: - Import
 
-    /// The checkpoint of the GPT-2-architecture model in `directory`: its weights, and its tokenizer
-    /// with the directory's ids.
-    public static func importGPT2(from directory: String) throws -> Checkpoint {
+    /// The checkpoint of the GPT-2- or Llama-architecture model in `directory`: its weights, and its
+    /// tokenizer with the directory's ids.
+    public static func importModel(from directory: String) throws -> Checkpoint {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DataError("\(directory) is not a directory; give a Hugging Face model directory (config.json, "
@@ -85,10 +83,11 @@ public enum HFDirectory {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw DataError("\(configPath): not a JSON object")
         }
-        let config = try GPT2Config.model(from: object, path: configPath)
+        let architecture = try HFArchitecture.reading(object, path: configPath)
+        let config = try architecture.model(from: object, path: configPath)
         let tokenizer = try HFBPEFiles.read(directory: directory).tokenizer(vocabSize: config.vocabSize)
         let file = try SafetensorsFile(path: try weightsPath(directory))
-        let parameters = try GPT2Tensors.parameters(from: file, config: config)
+        let parameters = try architecture.parameters(from: file, config: config)
         return Checkpoint(modelConfig: config, parameters: parameters, tokenizerKind: tokenizer.kind,
                           tokenizer: tokenizer.serialized())
     }

@@ -71,6 +71,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var overlapComm = true
     public var bucketMB = 4.0
     public var zeroStage = 0
+    public var overlapGather = true
 
     // MARK: robustness
     public var nonfinite = NonfinitePolicy.skip

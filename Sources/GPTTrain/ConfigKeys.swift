@@ -188,6 +188,12 @@ extension ConfigKey {
             instead of allreduced, each rank updates its slice, and the parameters are all-gathered. Same \
             results as 0; checkpoints are the same files either way (docs/DISTRIBUTED.md).
             """),
+        ConfigKey("overlap_gather", \.overlapGather, """
+            With zero_stage = 1 and overlap_comm: all-gather the updated parameters on the communication \
+            thread in one bucket per block (embeddings first), while the next forward runs, which waits only \
+            for the block it is about to use; false does one blocking all-gather after the update. The \
+            same parameters, bit for bit, either way.
+            """),
     ]
 
     // MARK: robustness

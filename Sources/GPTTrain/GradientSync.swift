@@ -13,7 +13,9 @@ import GPTCore
 /// With ZeRO-1 (`shards`) the same buckets are reduce-scattered in place instead: each rank ends
 /// with the mean of its own slice only (`shardGrads`; the rest of `grads` is left undefined). The
 /// norm for clipping comes from the slices (one scalar allreduce), and after each rank's update
-/// `gatherParameters` all-gathers them.
+/// `gatherParameters` all-gathers them: blocking, or (`gatherParts`, with the communication thread)
+/// one bucket per part of the model started at once, which the next forward waits for part by part
+/// (`awaitParameters`) as it reaches them.
 final class GradientSync {
     let comm: Communicator
     let grads: UnsafeMutablePointer<Float>
@@ -28,12 +30,17 @@ final class GradientSync {
     /// The averaged gradients of `shard`, which the optimizer applies: `grads + shard.lowerBound`.
     let shardGrads: UnsafeMutablePointer<Float>
     private let shardCounts: [Int]
+    /// The model's parts in forward order, all-gathered one bucket each on the communication thread;
+    /// nil: one blocking all-gather (stage 0, no communication thread, or overlap_gather off).
+    let gatherParts: [Range<Int>]?
+    /// Whether the buckets of `gatherParts` are running (from `gatherParameters` to `completeGather`).
+    private(set) var gathering = false
     private var pending: Range<Int>?
     private var launched = false
     private var covered = 0
 
     init(comm: Communicator, grads: UnsafeMutablePointer<Float>, count: Int, bucketFloats: Int, overlap: Bool,
-         zeroStage: Int = 0) {
+         zeroStage: Int = 0, gatherParts: [Range<Int>]? = nil) {
         self.comm = comm; self.grads = grads; self.count = count
         self.bucketFloats = bucketFloats
         reducer = overlap && comm.size > 1 ? BackgroundAllreducer(communicator: comm) : nil
@@ -41,6 +48,7 @@ final class GradientSync {
         shard = shards?.range(of: comm.rank) ?? 0..<count
         shardGrads = grads + shard.lowerBound
         shardCounts = shards?.counts(in: 0..<count) ?? []
+        self.gatherParts = reducer != nil && shards != nil ? gatherParts : nil
     }
 
     /// ZeRO-1's split of `count` parameters over the world (stage 1 with more than one rank), else nil.
@@ -54,6 +62,7 @@ final class GradientSync {
     /// from the first bucket until `finish()`).
     func ready(_ r: Range<Int>) {
         guard let reducer else { return }
+        precondition(!gathering, "backward began before forward waited for the parameters' all-gather")
         launched = true
         covered += r.count
         let merged = pending.map { r.lowerBound..<$0.upperBound } ?? r
@@ -100,10 +109,30 @@ final class GradientSync {
         return norm
     }
 
-    /// After each rank updated its slice of `params`: every slice to every rank (nothing without `shards`).
+    /// After each rank updated its slice of `params`: every slice to every rank (nothing without
+    /// `shards`); with `gatherParts` it only starts the buckets, which `awaitParameters` and
+    /// `completeGather` wait for.
     func gatherParameters(_ params: UnsafeMutablePointer<Float>) {
-        guard shards != nil else { return }
-        comm.allgather(params, counts: shardCounts)
+        guard let shards else { return }
+        guard let reducer, let parts = gatherParts else { return comm.allgather(params, counts: shardCounts) }
+        for r in parts { reducer.startAllgather(params + r.lowerBound, counts: shards.counts(in: r)) }
+        gathering = true
+    }
+
+    /// Forward is about to read part `part` of `gatherParts`: waits for its bucket; after the last
+    /// part MPI returns to the caller. Nothing to do while no all-gather runs.
+    func awaitParameters(_ part: Int) {
+        guard gathering, let reducer, let parts = gatherParts else { return }
+        reducer.wait(forBucket: part)
+        if part == parts.count - 1 { completeGather() }
+    }
+
+    /// Waits for every bucket of the parameters' all-gather (before evaluation, checkpoints,
+    /// sampling, replica checks); nothing to do while none runs.
+    func completeGather() {
+        guard gathering, let reducer else { return }
+        reducer.finish()
+        gathering = false
     }
 
     /// The whole AdamW moments on rank 0, as a checkpoint holds them; nil on the other ranks.

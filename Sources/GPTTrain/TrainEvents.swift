@@ -48,6 +48,8 @@ public struct RunDescription {
     public var step: Int, resumed: Bool, rng: RandomStream, seed: Int
     /// ZeRO stage in effect (1 only with more than one rank), and what one rank holds.
     public var zeroStage: Int, memory: MemoryEstimate
+    /// Whether ZeRO-1's all-gather overlaps the next forward (stage 1, overlap_comm and overlap_gather).
+    public var overlapGather: Bool
 
     public var tokensPerStep: Int { worldSize * accumulation * batch * block }
 
@@ -61,6 +63,7 @@ public struct RunDescription {
         accumulation = config.gradientAccumulationSteps; batch = config.batchSize; block = task?.rowLength ?? config.blockSize
         overlapComm = config.overlapComm; self.step = step; self.resumed = resumed; rng = config.rng; seed = config.seed
         zeroStage = comm.size > 1 ? config.zeroStage : 0
+        overlapGather = zeroStage == 1 && config.overlapComm && config.overlapGather
         memory = MemoryEstimate(config, model: model.config, ranksOnNode: comm.localSize, worldSize: comm.size)
     }
 }

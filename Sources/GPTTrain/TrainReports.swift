@@ -52,7 +52,8 @@ public final class ConsoleReport: TrainEventSink {
         }
         say("world: \(r.worldSize) rank(s) on \(r.nodes) node(s), \(r.threads) thread(s) per rank; "
             + "\(r.tokensPerStep) tokens per step "
-            + "(\(r.worldSize) ranks x \(r.accumulation) micro-steps x \(r.batch) x \(r.block)); overlap_comm \(r.overlapComm)")
+            + "(\(r.worldSize) ranks x \(r.accumulation) micro-steps x \(r.batch) x \(r.block)); overlap_comm \(r.overlapComm)"
+            + (r.zeroStage == 1 ? ", overlap_gather \(r.overlapGather)" : ""))
         say("blas: " + BLASKernel.summary)
         say(Self.memoryLine(r))
         if r.rng == .torch {
@@ -110,6 +111,7 @@ public final class MetricsReport: TrainEventSink {
                                                "parameters": .int(r.parameters), "tokens_per_step": .int(r.tokensPerStep),
                                                "resumed": .bool(r.resumed), "openblas_kernel": .string(BLASKernel.current),
                                                "rng": .string(r.rng.rawValue), "zero_stage": .int(r.zeroStage),
+                                               "overlap_gather": .bool(r.overlapGather),
                                                "optimizer_elements": .int(r.memory.optimizerElements ?? -1),
                                                "parameter_bytes": .int(r.memory.parameters ?? -1),
                                                "gradient_bytes": .int(r.memory.gradients ?? -1),

@@ -95,7 +95,13 @@ public final class Trainer {
         let flopsPerStep = Bench.flopsPerToken(model.config, T: T) * Double(B * T * accum)
         let tokensPerStep = comm.size * accum * B * T
         let sync = GradientSync(comm: comm, grads: model.grads, count: model.parameterCount,
-                                bucketFloats: max(1, cfg.bucketElements), overlap: cfg.overlapComm, zeroStage: cfg.zeroStage)
+                                bucketFloats: max(1, cfg.bucketElements), overlap: cfg.overlapComm, zeroStage: cfg.zeroStage,
+                                gatherParts: cfg.overlapGather ? model.parameterParts : nil)
+        if sync.gatherParts != nil { model.awaitParameters = { sync.awaitParameters($0) } }
+        defer {
+            sync.completeGather()
+            model.awaitParameters = nil
+        }
         let killSwitch = try RunSetup.killSwitch(comm)
         var meter = ThroughputMeter()
         let firstStep = state.step
@@ -127,6 +133,7 @@ public final class Trainer {
             if it > firstStep { meter.add(seconds: dt, exposedComm: dcomm, backgroundComm: dbackground) }
 
             if cfg.checkInterval > 0 && state.step % cfg.checkInterval == 0 && comm.size > 1 {
+                sync.completeGather()
                 try ReplicaCheck.requireIdentical(ReplicaCheck.checksums(model, comm: comm), step: state.step)
             }
             try report(.step(StepReport(
@@ -136,6 +143,7 @@ public final class Trainer {
                 logged: state.step % cfg.logInterval == 0 || state.step == cfg.maxIters)))
         }
         watchdog?.idle()
+        sync.completeGather()
         try finish(meter: meter, tokensPerStep: tokensPerStep, overlapped: sync.reducer != nil, lastLoss: lastLoss)
     }
 
@@ -207,6 +215,7 @@ public final class Trainer {
     // MARK: - Evaluation, sampling, checkpoints
 
     private func evaluateAndCheckpoint(_ sync: GradientSync) throws {
+        sync.completeGather()  // the parameters of the last update, on every rank
         // Recalibrate: a machine that was busy at start-up must not inflate the ratio for the whole run.
         sgemmGFLOPS = max(sgemmGFLOPS, RunSetup.calibrateSGEMM(C: model.config.nEmbd, N: min(batch.B * batch.T, 2048)))
         let t0 = monotonicSeconds()

@@ -8,7 +8,8 @@ import GPTTrain
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write a checkpoint as a Hugging Face model directory (GPT2LMHeadModel: config.json, model.safetensors, tokenizer).")
+        abstract: "Write a checkpoint as a Hugging Face model directory (GPT2LMHeadModel or LlamaForCausalLM: config.json, "
+            + "model.safetensors, tokenizer).")
 
     @Argument(help: "Checkpoint file (.h5).") var checkpoint: String
     @Option(help: "Output directory (must not exist, or be empty).") var out: String
@@ -23,22 +24,24 @@ struct ExportCommand: ParsableCommand {
             let ckpt = try readCheckpoint(checkpoint, toDo: "export",
                                           hint: "give a checkpoint written by `gpt train` or `gpt import` (ckpt_*.h5, latest.h5)")
             let type = SafetensorsDType(rawValue: dtype.uppercased())!
+            let architecture: HFArchitecture
             do {
-                try HFDirectory.export(ckpt, source: checkpoint, to: out, dtype: type)
+                architecture = try HFDirectory.export(ckpt, source: checkpoint, to: out, dtype: type)
             } catch {
                 throw TrainError(error, about: "cannot export: ", hint: nil)
             }
-            print("\(out): GPT2LMHeadModel (\(ckpt.modelConfig.nLayer) layers, \(ckpt.modelConfig.nEmbd) wide, vocab "
+            print("\(out): \(architecture.rawValue) (\(ckpt.modelConfig.nLayer) layers, \(ckpt.modelConfig.nEmbd) wide, vocab "
                   + "\(ckpt.modelConfig.vocabSize)), \(type.rawValue) tensors, \(ckpt.tokenizerKind) tokenizer")
         } catch { fail(error) }
     }
 }
 
-/// `gpt import DIR --out ckpt.h5`: a Hugging Face GPT-2 directory as a checkpoint.
+/// `gpt import DIR --out ckpt.h5`: a Hugging Face GPT-2 or Llama directory as a checkpoint.
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Make a checkpoint from a Hugging Face GPT-2 directory (config.json, model.safetensors, GPT-2's tokenizer).")
+        abstract: "Make a checkpoint from a Hugging Face GPT-2 or Llama directory (config.json, model.safetensors, GPT-2's "
+            + "tokenizer).")
 
     @Argument(help: "Hugging Face model directory.") var directory: String
     @Option(help: "Output checkpoint file (.h5).") var out: String
@@ -47,7 +50,7 @@ struct ImportCommand: ParsableCommand {
         do {
             let ckpt: Checkpoint
             do {
-                ckpt = try HFDirectory.importGPT2(from: directory)
+                ckpt = try HFDirectory.importModel(from: directory)
                 try ckpt.write(to: out)
             } catch {
                 throw TrainError(error, about: "cannot import: ", hint: nil)

@@ -34,7 +34,9 @@ final class HFBadInputTests: XCTestCase {
         let st = good + "/model.safetensors"
         let headerLength = try Self.headerLength(st)
         let cases: [(String, String, (String) throws -> Void)] = [
-            ("llama", "model_type is 'llama'", { try Self.editJSON($0 + "/config.json") { $0["model_type"] = "llama" } }),
+            ("mistral", "model_type is 'mistral', not 'gpt2' or 'llama'", {
+                try Self.editJSON($0 + "/config.json") { $0["model_type"] = "mistral" }
+            }),
             ("no-config", "has no config.json", { try FileManager.default.removeItem(atPath: $0 + "/config.json") }),
             ("truncated-header", "header is truncated", { try Self.truncate($0 + "/model.safetensors", to: 8 + headerLength - 20) }),
             ("truncated-data", "truncated", { try Self.truncate($0 + "/model.safetensors", to: 8 + headerLength + 100) }),
@@ -73,23 +75,56 @@ final class HFBadInputTests: XCTestCase {
                           leaves: tmp.file("hf"))
     }
 
-    /// RMSNorm, RoPE, SwiGLU and QK-norm have no place in a GPT2LMHeadModel: refused, never exported wrongly.
-    func testExportRefusesArchitectureOptionsGPT2CannotExpress() throws {
+    /// Options that neither GPT2LMHeadModel nor LlamaForCausalLM computes are refused, never exported
+    /// wrongly; the line names, for each, the options it has no place for.
+    func testExportRefusesArchitectureOptionsNeitherArchitectureExpresses() throws {
         let tmp = try TemporaryDirectory()
         let tok = CharTokenizer(training: InteropText.shakespeare)
-        var config = GPTConfig(vocabSize: tok.vocabSize, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8)
+        var config = GPTConfig(vocabSize: tok.vocabSize, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8, bias: false)
         config.norm = .rmsNorm
         config.position = .rope
         config.mlp = .swiglu
         config.qkNorm = true
-        try InteropModels.checkpoint(config, tokenizer: tok, seed: 1).write(to: tmp.file("llama.h5"))
-        try assertRefused(["export", tmp.file("llama.h5"), "--out", tmp.file("hf")],
-                          "the model uses norm = \"rmsnorm\", position = \"rope\", mlp = \"swiglu\", qk_norm = true, "
-                          + "which GPT2LMHeadModel cannot express", leaves: tmp.file("hf"))
-        config.norm = .layerNorm; config.position = .learned; config.mlp = .gelu
-        try InteropModels.checkpoint(config, tokenizer: tok, seed: 1).write(to: tmp.file("qk.h5"))
-        try assertRefused(["export", tmp.file("qk.h5"), "--out", tmp.file("hf")], "the model uses qk_norm = true,",
-                          leaves: tmp.file("hf"))
+        func refused(_ config: GPTConfig, _ message: String, line: UInt = #line) throws {
+            try InteropModels.checkpoint(config, tokenizer: tok, seed: 1).write(to: tmp.file("m.h5"))
+            try assertRefused(["export", tmp.file("m.h5"), "--out", tmp.file("hf")], message, leaves: tmp.file("hf"), line: line)
+        }
+        try refused(config, "GPT2LMHeadModel has no place for norm = \"rmsnorm\", position = \"rope\", mlp = \"swiglu\", "
+                    + "qk_norm = true; LlamaForCausalLM has no place for qk_norm = true; gpt export writes GPT2LMHeadModel")
+        config.qkNorm = false
+        config.bias = true
+        try refused(config, "LlamaForCausalLM has no place for bias = true;")
+        config.bias = false
+        config.norm = .layerNorm
+        config.mlp = .gelu
+        try refused(config, "GPT2LMHeadModel has no place for position = \"rope\"; LlamaForCausalLM has no place for "
+                    + "norm = \"layernorm\", mlp = \"gelu\"")
+        config.position = .learned
+        config.qkNorm = true
+        try refused(config, "GPT2LMHeadModel has no place for qk_norm = true;")
+    }
+
+    /// A Llama directory whose config.json asks for what our kernels do not compute: refused with the field named.
+    func testImportRefusesLlamaVariantsWeDoNotCompute() throws {
+        let tmp = try TemporaryDirectory()
+        let bpe = try BPETrainer.train(text: InteropText.shakespeare, vocabSize: 300)
+        let config = HFExportTests.llama(vocab: bpe.vocabSize, tied: true, base: 10_000, multiple: 8)
+        try InteropModels.checkpoint(config, tokenizer: bpe, seed: 2).write(to: tmp.file("l.h5"))
+        try gpt(["export", tmp.file("l.h5"), "--out", tmp.file("good")])
+        let cases: [(String, String, (inout [String: Any]) -> Void)] = [
+            ("gqa", "num_key_value_heads is 2, not num_attention_heads = 4", { $0["num_key_value_heads"] = 2 }),
+            ("eps", "rms_norm_eps is 1e-06, not 1e-05", { $0["rms_norm_eps"] = 1e-6 }),
+            ("act", "hidden_act is 'gelu', not 'silu'", { $0["hidden_act"] = "gelu" }),
+            ("bias", "attention_bias is true", { $0["attention_bias"] = true }),
+            ("scaled", "RoPE scaling 'linear' is set", { $0["rope_parameters"] = ["rope_type": "linear", "factor": 2.0] }),
+            ("narrow", "intermediate_size is 40, below 8/3 of hidden_size (32)", { $0["intermediate_size"] = 40 }),
+        ]
+        for (name, message, edit) in cases {
+            let dir = tmp.file(name)
+            try FileManager.default.copyItem(atPath: tmp.file("good"), toPath: dir)
+            try Self.editJSON(dir + "/config.json", edit)
+            try assertRefused(["import", dir, "--out", tmp.file(name + ".h5")], message, leaves: tmp.file(name + ".h5"))
+        }
     }
 
     // MARK: Helpers

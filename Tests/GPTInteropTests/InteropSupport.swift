@@ -80,6 +80,12 @@ enum InteropText {
         + "It's 3.14159 o'clock  <|endoftext|>Next doc: ¿qué tal?\n\n"
 
     static let all = [shakespeare, nonASCII]
+
+    /// A char tokenizer and a 420-token BPE one, both trained on these texts.
+    static func tokenizers() throws -> (char: CharTokenizer, bpe: BPETokenizer) {
+        (CharTokenizer(training: all.joined()),
+         try BPETrainer.train(text: all.joined() + String(repeating: shakespeare, count: 3), vocabSize: 420))
+    }
 }
 
 // MARK: - Checkpoints

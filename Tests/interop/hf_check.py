@@ -60,9 +60,22 @@ def check_export(cases_path):
             for name, tensor in full.items():
                 if not torch.equal(reduced[name].view(torch.int16), tensor.to(dtype).view(torch.int16)):
                     fail(f"{other['dir']}: {name} is not torch's {other['dtype']} rounding of the f32 export")
+        if "architecture" in case and (model.config.architectures != [case["architecture"]]
+                                       or type(model).__name__ != case["architecture"]):
+            fail(f"{directory}: transformers made a {type(model).__name__}, not a {case['architecture']}")
+        if "greedy" in case:  # gpt sample --temperature 0 against generate(do_sample=False)
+            greedy = case["greedy"]
+            prompt = tokenizer(greedy["prompt"], return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=greedy["new_tokens"],
+                                     do_sample=False, pad_token_id=0)
+            text = tokenizer.decode(out[0])
+            if text != greedy["text"]:
+                fail(f"{directory}: greedy generate gives {text!r}, gpt sample {greedy['text']!r}")
         print(json.dumps({"dir": directory, "logits_max_relative_difference": rel,
                           "logits_max_abs_difference": float(np.max(np.abs(ours - theirs))),
-                          "texts": len(case["texts"]), "architecture": model.config.architectures}), flush=True)
+                          "texts": len(case["texts"]), "architecture": model.config.architectures,
+                          "greedy_tokens": case["greedy"]["new_tokens"] if "greedy" in case else 0}), flush=True)
         if not rel <= case.get("tolerance", 1e-4):
             fail(f"{directory}: logits differ by {rel:.3g} relative")
 
