@@ -11,7 +11,7 @@
 // `pollInterval`, sleeping in between, so the transfers advance while
 // backward runs and it costs little CPU time while there is nothing to move.
 // When backward is done the computing thread calls `finish()`, and the
-// communication thread waits for the rest with MPI_Waitall.
+// communication thread waits for the rest with MPI_Waitsome.
 //
 // MPI runs at MPI_THREAD_SERIALIZED: during a round (first `start` to the end
 // of `finish()`) the communication thread owns MPI and the computing thread
@@ -388,22 +388,29 @@ private final class RequestSet {
     /// One MPI_Testsome over every running piece: lets MPI move them all forward, completes the finished.
     func testSome() {
         guard running > 0 else { return }
-        if indices.count < handles.count { indices = [Int32](repeating: 0, count: handles.count) }
-        var outcount: Int32 = 0
-        comm.check(MPI_Testsome(Int32(handles.count), &handles, &outcount, &indices, swiftgpt_mpi_statuses_ignore()),
-                   "MPI_Testsome(\(running) allreduce pieces) on the communication thread")
-        guard outcount > 0 else { return }  // MPI_UNDEFINED (negative) cannot happen while pieces run
-        for k in 0..<Int(outcount) { finished(piece: Int(indices[k])) }
+        completeSome("MPI_Testsome") { MPI_Testsome($0, $1, $2, $3, swiftgpt_mpi_statuses_ignore()) }
     }
 
-    /// Blocks until every piece is complete (ring steps post new ones as the earlier ones complete).
+    /// Blocks until every piece is complete. It waits for *some* pieces at a time, never for all:
+    /// a ring step is posted only when the bucket's previous step completed, and a rank blocked on
+    /// all of its pieces at once could not post the step its neighbour's send is waiting for
+    /// (rendezvous sends complete only once the receive is posted), a cycle across ranks.
     func waitAll() {
         while running > 0 {
-            let open = handles.indices.filter { handles[$0] != swiftgpt_mpi_request_null() }
-            comm.check(MPI_Waitall(Int32(handles.count), &handles, swiftgpt_mpi_statuses_ignore()),
-                       "MPI_Waitall(\(running) allreduce pieces) on the communication thread")
-            for piece in open { finished(piece: piece) }
+            completeSome("MPI_Waitsome") { MPI_Waitsome($0, $1, $2, $3, swiftgpt_mpi_statuses_ignore()) }
         }
+    }
+
+    /// Calls MPI_Testsome or MPI_Waitsome over the handles and completes the pieces it reports.
+    private func completeSome(_ name: String,
+                              _ call: (Int32, UnsafeMutablePointer<MPI_Request?>, UnsafeMutablePointer<Int32>,
+                                       UnsafeMutablePointer<Int32>) -> Int32) {
+        if indices.count < handles.count { indices = [Int32](repeating: 0, count: handles.count) }
+        var outcount: Int32 = 0
+        comm.check(call(Int32(handles.count), &handles, &outcount, &indices),
+                   "\(name)(\(running) allreduce pieces) on the communication thread")
+        guard outcount > 0 else { return }  // MPI_UNDEFINED (negative) cannot happen while pieces run
+        for k in 0..<Int(outcount) { finished(piece: Int(indices[k])) }
     }
 
     private func finished(piece: Int) {
