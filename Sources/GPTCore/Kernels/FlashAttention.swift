@@ -21,7 +21,7 @@ import Darwin
 // of q is columns [h hs, (h+1) hs) with row stride 3C, k at +C, v at +2C.
 
 /// Query rows and key columns of one tile (measured on the baby GPT's shapes; docs/PERFORMANCE.md).
-let attentionQueryTile = 64, attentionKeyTile = 64
+let attentionQueryTile = 32, attentionKeyTile = 256
 
 /// One thread's scratch: k and v of one head transposed (hs,T), row statistics
 /// (T, or the running max and sum of a query tile) and three (queryTile, keyTile) tiles.
@@ -40,12 +40,34 @@ struct AttentionScratch {
 }
 
 /// dst (cols, n) = src (n, cols) transposed; src has row stride `ld`, dst row stride `n`.
+/// Eight rows at a time, so that every store is a whole vector.
 @inline(__always)
 func transposeRows(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, cols: Int, ld: Int) {
-    for t in 0..<n {
+    var t = 0
+    while t + 8 <= n {
+        let r = src + t * ld
+        for d in 0..<cols {
+            storeVec(Vec(r[d], r[ld + d], r[2 * ld + d], r[3 * ld + d], r[4 * ld + d], r[5 * ld + d],
+                         r[6 * ld + d], r[7 * ld + d]), dst + d * n + t)
+        }
+        t += 8
+    }
+    for t in t..<n {
         let row = src + t * ld
         for d in 0..<cols { dst[d * n + t] = row[d] }
     }
+}
+
+/// The largest of n floats.
+@inline(__always)
+func maxOfRow(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = Vec(repeating: -.infinity)
+    var c = 0
+    while c + 8 <= n { let v = loadVec(row + c); acc = acc.replacing(with: v, where: v .> acc); c += 8 }
+    var mx = acc[0]
+    for i in 1..<8 { mx = max(mx, acc[i]) }
+    while c < n { mx = max(mx, row[c]); c += 1 }
+    return mx
 }
 
 /// The causal softmax weights of one tile row, in place: row[c] = exp(scale row[c] - shift)
@@ -100,8 +122,7 @@ private func headForwardTile(_ f: HeadForward, i0: Int, mq: Int, s: UnsafeMutabl
             let row = s + r * Bk, t = f.q0 + i0 + r
             let valid = max(0, min(nk, t - j0 + 1))
             guard valid > 0 else { row.update(repeating: 0, count: nk); continue }
-            var mx = rowMax[r]
-            for c in 0..<valid { mx = max(mx, row[c] * f.scale) }
+            let mx = max(rowMax[r], maxOfRow(row, valid) * f.scale)
             let sum = causalExpRow(row, valid: valid, width: nk, scale: f.scale, shift: mx)
             let corr = fastExp(rowMax[r] - mx)
             rowSum[r] = rowSum[r] * corr + sum

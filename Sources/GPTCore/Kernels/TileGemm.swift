@@ -1,9 +1,9 @@
 // MARK: - The attention tiles' matrix products, in registers
 //
-// The tiled attention multiplies small blocks (a query tile by a key tile, 16 to
-// 128 on a side, head_size deep) tens of thousands of times a step. At that size
-// cblas_sgemm's packing and dispatch cost more than the arithmetic (measured in
-// docs/PERFORMANCE.md), so the tiles go through this register-blocked kernel:
+// The tiled attention multiplies small blocks (a tile of 32 queries by up to 256
+// keys, head_size deep) thousands of times a step. At that size cblas_sgemm's
+// packing and dispatch cost more than they save (measured: docs/PERFORMANCE.md),
+// so the tiles go through this register-blocked kernel:
 // 4 rows x 16 columns of c in eight SIMD8 accumulators, one broadcast of `a` and
 // two loads of `b` per step of k, which fits the 16 vector registers of AVX2 (the
 // package's baseline, `-target-cpu haswell`) and therefore any wider machine too.
