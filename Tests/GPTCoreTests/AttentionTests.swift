@@ -5,9 +5,11 @@ import GPTCore
 /// gradient, on shapes that cross tiles, end mid-tile, or have one position; with and
 /// without dropout; plus finite differences and the KV-cache step.
 final class AttentionTests: XCTestCase {
-    /// (B, T, C, NH): one position, less than a tile, exactly a tile, tiles with a ragged end,
-    /// head sizes 4, 16, 32 and 64.
-    let shapes = [(2, 1, 8, 2), (2, 5, 8, 2), (1, 64, 64, 4), (2, 77, 64, 2), (1, 150, 128, 2), (1, 200, 64, 1)]
+    /// (B, T, C, NH): one position, less than a query tile, exactly one, query tiles with a ragged
+    /// end, exactly one key tile, key tiles with a ragged end (the running max and sum carried
+    /// across key tiles); head sizes 4 to 64.
+    let shapes = [(2, 1, 8, 2), (2, 5, 8, 2), (1, 32, 64, 4), (2, 77, 64, 2), (1, 200, 64, 1), (1, 256, 32, 2),
+                  (1, 300, 32, 2), (1, 530, 16, 1)]
 
     /// Largest |a - b| over n entries, relative to the largest |b| (at least 1).
     private func maxDiff(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
@@ -65,7 +67,7 @@ final class AttentionTests: XCTestCase {
     }
 
     func testTiledGradientFiniteDifferences() {
-        for (B, T, C, NH) in [(2, 5, 8, 2), (1, 70, 16, 2)] {
+        for (B, T, C, NH) in [(2, 5, 8, 2), (1, 70, 16, 2), (1, 270, 8, 1)] {
             for p: Float in [0, 0.3] {
                 let qkv = Buf(B * T * 3 * C, seed: 1), out = Buf(zeros: B * T * C), lse = Buf(zeros: B * NH * T)
                 let r = Buf(B * T * C, seed: 2), dqkv = Buf(zeros: qkv.n)
