@@ -3,7 +3,10 @@
 // Every activation forward keeps for backward, plus backward scratch, in one
 // allocation sized from (config, B, T). The table below is the one place a
 // buffer's shape is written: the arena carves it, and `GPT.activationFloatCount`
-// sums it (overflow-checked) before anything is allocated.
+// sums it (overflow-checked) before anything is allocated. Every buffer is
+// linear in T: the tiled attention keeps one log-sum-exp per row, and its
+// per-thread scratch (k and v of one head transposed, three tiles) is
+// allocated by each call: 0.6 MiB per thread at head size 64, T = 1024.
 
 /// The buffers shared by all layers, in arena order.
 enum SharedBuffer: CaseIterable {
