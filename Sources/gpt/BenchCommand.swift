@@ -66,6 +66,7 @@ struct BenchCommand: ParsableCommand {
         if memoryOnly { return }
         let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         var records = counts.map { measure(c, threads: $0, kernel: kernel) }
+        printAttentionKernels(c, threads: counts[0])
         if compareOptions { records += compareArchitectures(c, threads: counts[0]) }
         if let json {
             let data = try JSONSerialization.data(withJSONObject: records, options: [.prettyPrinted, .sortedKeys])
@@ -125,6 +126,15 @@ struct BenchCommand: ParsableCommand {
                 "tokens_per_second": s.tokensPerSecond, "step_gflops": s.gflops, "ratio": ratio, "openblas": kernel,
                 "attention_seconds": s.breakdown.first { $0.0 == Profiler.Kind.attention.name }?.1 ?? 0,
                 "peak_rss_bytes": BenchCommand.peakRSS]
+    }
+
+    /// The attention of one layer alone, tiled against the (T,T) reference, in CPU time; after
+    /// the steps, so that the reference's (T,T) buffers are not in the peak RSS printed above.
+    private func printAttentionKernels(_ c: GPTConfig, threads n: Int) {
+        Parallel.setThreads(n)
+        let k = Bench.attentionKernels(c, B: batchSize, T: blockSize)
+        print(String(format: "\nattention alone, one layer forward + backward, %d thread%@ (CPU time): tiled %.1f ms, "
+                     + "reference %.1f ms (%.2fx)", n, n == 1 ? "" : "s", k.tiled * 1e3, k.reference * 1e3, k.reference / k.tiled))
     }
 
     /// Tokens/s of training steps with GPT-2's block, each option alone and all four, on `n` threads.
