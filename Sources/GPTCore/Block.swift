@@ -80,10 +80,10 @@ extension GPT {
         timed(.attention) {
             switch attention {
             case .causal(let B, let T):
-                attentionForward(a.atty, a.att, a.attDrop, qkv, B: B, T: T, C: C, NH: NH,
+                attentionForward(a.atty, a.attLse, qkv, B: B, T: T, C: C, NH: NH,
                                  dropoutP: dropout.p, dropoutKey: dropout.key(.attention(layer: l)))
             case .cached(let k, let v, let pos):
-                attentionCachedForward(a.atty, a.att, qkv, kcache: k, vcache: v, pos: pos, C: C, NH: NH)
+                attentionCachedForward(a.atty, qkv, kcache: k, vcache: v, pos: pos, C: C, NH: NH)
             }
         }
         timed(.matmul) { matmulForward(scratch, a.atty, w.attprojw, w.attprojb, N: N, C: C, OC: C) }
@@ -130,7 +130,7 @@ extension GPT {
         }
         let qkv = config.transformsQK ? UnsafePointer(a.qkvr) : UnsafePointer(a.qkv)
         timed(.attention) {
-            attentionBackward(g.dqkv, g.datt, g.datty, qkv, a.att, a.attDrop, B: B, T: T, C: C, NH: NH,
+            attentionBackward(g.dqkv, g.datty, qkv, a.atty, a.attLse, B: B, T: T, C: C, NH: NH,
                               dropoutP: dropout.p, dropoutKey: dropout.key(.attention(layer: l)))
         }
         qkTransformBackward(g.dqkv, a, w, B: B, T: T)

@@ -201,7 +201,7 @@ public final class GPT {
 
     /// Makes sure the arena can hold a (B, T) batch.
     public func reserve(B: Int, T: Int) {
-        if let a = acts, a.B >= B, a.T >= T, a.hasDropout == (config.dropout > 0) { return }
+        if let a = acts, a.B >= B, a.T >= T { return }
         let nb = max(B, acts?.B ?? 0), nt = max(T, acts?.T ?? 0)
         acts = Activations(config: config, B: nb, T: nt)
         lastInputs?.deallocate()

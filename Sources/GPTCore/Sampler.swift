@@ -30,17 +30,17 @@ public final class Sampler {
         kcache = .allocate(capacity: L * maxT * C)
         vcache = .allocate(capacity: L * maxT * C)
         let C = self.C, NH = c.nHead
-        let sizes = [C, C, C, V, 2, 3 * C, C, c.mlpInner, c.mlpHidden, maxT, 3 * C, 2 * NH]
+        let sizes = [C, C, C, V, 2, 3 * C, C, c.mlpInner, c.mlpHidden, 3 * C, 2 * NH]
         let mem = UnsafeMutablePointer<Float>.allocate(capacity: sizes.reduce(0, +))
         work = mem
         var o = 0
         func take(_ n: Int) -> UnsafeMutablePointer<Float> { defer { o += n }; return mem + o }
         x = take(C); xn = take(C); proj = take(C); logitsBuf = take(V); stats = take(2)
-        let (qkv, atty, fch, fchGelu, scores) = (take(3 * C), take(C), take(c.mlpInner), take(c.mlpHidden), take(maxT))
+        let (qkv, atty, fch, fchGelu) = (take(3 * C), take(C), take(c.mlpInner), take(c.mlpHidden))
         let (qkvr, qkRstd) = (take(3 * C), take(2 * NH))
-        block = Activations.Layer(ln1: xn, ln1Mean: stats, ln1Rstd: stats + 1, qkv: qkv, att: scores, atty: atty,
+        block = Activations.Layer(ln1: xn, ln1Mean: stats, ln1Rstd: stats + 1, qkv: qkv, attLse: stats /* unused by the cached step */, atty: atty,
                                   res2: x, ln2: xn, ln2Mean: stats, ln2Rstd: stats + 1, fch: fch, fchGelu: fchGelu,
-                                  res3: x, attDrop: nil, qkvr: qkvr, qkRstd: qkRstd)
+                                  res3: x, qkvr: qkvr, qkRstd: qkRstd)
     }
 
     deinit { kcache.deallocate(); vcache.deallocate(); work.deallocate() }

@@ -19,6 +19,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Context length.") var blockSize = 256
     @Option(help: "Batch size.") var batchSize = 16
     @Option(help: "Vocabulary size.") var vocabSize = 65
+    @Option(help: "Dropout of the timed steps (attention probabilities, residual branches, embeddings).")
+    var dropout: Float = 0
     @Option(help: "Timed training steps per thread count.") var steps = 5
     @Option(help: "Thread counts to run, comma-separated.") var threads = "1,2"
     @Option(help: "Norm: layernorm or rmsnorm.") var norm = NormKind.layerNorm
@@ -36,6 +38,7 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout must be in [0, 1), e.g. 0.2") }
         let counts = threads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
             throw ValidationError("--threads must be a comma-separated list of thread counts >= 1, e.g. 1,2")
@@ -48,12 +51,12 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)  // lines in order, also into a file and before the child's
         var c = GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead,
-                          nEmbd: nEmbd, dropout: 0, bias: true, tieWeights: true)
+                          nEmbd: nEmbd, dropout: dropout, bias: true, tieWeights: true)
         c.norm = norm; c.position = position; c.mlp = mlp; c.qkNorm = qkNorm
         let problems = c.problems()
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
         let kernel = BLASKernel.summary
-        print("gpt bench: n_layer \(nLayer), n_head \(nHead), n_embd \(nEmbd), block_size \(blockSize), batch \(batchSize), vocab \(vocabSize), dropout 0")
+        print("gpt bench: n_layer \(nLayer), n_head \(nHead), n_embd \(nEmbd), block_size \(blockSize), batch \(batchSize), vocab \(vocabSize), dropout \(dropout)")
         if !c.options.isEmpty { print("options: " + c.options.joined(separator: ", ")) }
         print(kernel)
         let fpt = Bench.flopsPerToken(c, T: blockSize)
@@ -63,6 +66,7 @@ struct BenchCommand: ParsableCommand {
         if memoryOnly { return }
         let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         var records = counts.map { measure(c, threads: $0, kernel: kernel) }
+        printAttentionKernels(c, threads: counts[0])
         if compareOptions { records += compareArchitectures(c, threads: counts[0]) }
         if let json {
             let data = try JSONSerialization.data(withJSONObject: records, options: [.prettyPrinted, .sortedKeys])
@@ -117,8 +121,20 @@ struct BenchCommand: ParsableCommand {
         for (name, sec) in s.breakdown where sec > 0 {
             print(String(format: "    %-18@ %8.1f ms  %5.1f%%", name as NSString, sec * 1e3, 100 * sec / s.secondsPerStep))
         }
+        print("  peak RSS of this process so far: " + MemoryEstimate.format(BenchCommand.peakRSS))
         return ["threads": n, "sgemm_gflops": sgemm, "step_seconds": s.secondsPerStep,
-                "tokens_per_second": s.tokensPerSecond, "step_gflops": s.gflops, "ratio": ratio, "openblas": kernel]
+                "tokens_per_second": s.tokensPerSecond, "step_gflops": s.gflops, "ratio": ratio, "openblas": kernel,
+                "attention_seconds": s.breakdown.first { $0.0 == Profiler.Kind.attention.name }?.1 ?? 0,
+                "peak_rss_bytes": BenchCommand.peakRSS]
+    }
+
+    /// The attention of one layer alone, tiled against the (T,T) reference, in CPU time; after
+    /// the steps, so that the reference's (T,T) buffers are not in the peak RSS printed above.
+    private func printAttentionKernels(_ c: GPTConfig, threads n: Int) {
+        Parallel.setThreads(n)
+        let k = Bench.attentionKernels(c, B: batchSize, T: blockSize)
+        print(String(format: "\nattention alone, one layer forward + backward, %d thread%@ (CPU time): tiled %.1f ms, "
+                     + "reference %.1f ms (%.2fx)", n, n == 1 ? "" : "s", k.tiled * 1e3, k.reference * 1e3, k.reference / k.tiled))
     }
 
     /// Tokens/s of training steps with GPT-2's block, each option alone and all four, on `n` threads.
@@ -160,6 +176,13 @@ struct BenchCommand: ParsableCommand {
             return ["arch": arms[i].0, "threads": n, "parameters": params, "step_seconds": wall[i],
                     "step_cpu_seconds": cpu[i], "tokens_per_second": speed, "vs_gpt2": ratio]
         }
+    }
+
+    /// The largest resident set size this process has had, in bytes (getrusage; Linux counts KiB).
+    static var peakRSS: Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss * 1024
     }
 
     /// Runs this bench again in a child process with OpenBLAS's own choice of kernel.

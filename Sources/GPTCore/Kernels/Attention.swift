@@ -1,6 +1,10 @@
 import CBLAS
 
-// MARK: - Causal multi-head self-attention, heads as a batch dimension
+// MARK: - Causal multi-head self-attention, the reference
+//
+// The obvious version, kept next to the tiled one (FlashAttention.swift) that
+// training and sampling run, as the reference the tests compare it with: it
+// computes and stores whole (T,T) score matrices, the masked upper triangle too.
 //
 // q, k, v are read in place from qkv (B,T,3C): head h of q is the column
 // slice [h*hs, (h+1)*hs) with row stride 3C, k at +C, v at +2C. Every
@@ -51,7 +55,7 @@ private func causalSoftmaxRows(_ att: UnsafeMutablePointer<Float>, rows: Int, T:
 /// out (B,T,C) = softmax(mask(q k^T / sqrt(hs))) v for every batch and head.
 /// att (B,NH,T,T) receives the probabilities (cached for backward); when
 /// dropoutP > 0, attDrop (B,NH,T,T) receives dropout(att) and is what multiplies v.
-public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>,
+public func attentionReferenceForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>,
                              _ attDrop: UnsafeMutablePointer<Float>?, _ qkv: UnsafePointer<Float>,
                              B: Int, T: Int, C: Int, NH: Int, dropoutP: Float = 0, dropoutKey: UInt32 = 0) {
     precondition(C % NH == 0, "n_embd must be divisible by n_head")
@@ -78,9 +82,9 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
     }
 }
 
-/// Backward of attentionForward. dqkv (B,T,3C) is written (not accumulated);
+/// Backward of attentionReferenceForward. dqkv (B,T,3C) is written (not accumulated);
 /// datt (B,NH,T,T) is scratch.
-public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: UnsafeMutablePointer<Float>,
+public func attentionReferenceBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: UnsafeMutablePointer<Float>,
                               _ dout: UnsafePointer<Float>, _ qkv: UnsafePointer<Float>,
                               _ att: UnsafePointer<Float>, _ attDrop: UnsafePointer<Float>?,
                               B: Int, T: Int, C: Int, NH: Int, dropoutP: Float = 0, dropoutKey: UInt32 = 0) {
@@ -129,11 +133,11 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: Unsaf
     }
 }
 
-/// attentionForward for one new position `pos` of one sequence, with its keys and
+/// attentionReferenceForward for one new position `pos` of one sequence, with its keys and
 /// values cached: qkv (3C) is the new position's q, k, v; kcache and vcache
 /// (maxT, C) hold positions 0..<pos and receive `pos`; out (C) = softmax(q k^T /
 /// sqrt(hs)) v over positions 0...pos for every head; scores (pos + 1) is scratch.
-public func attentionCachedForward(_ out: UnsafeMutablePointer<Float>, _ scores: UnsafeMutablePointer<Float>,
+public func attentionCachedReferenceForward(_ out: UnsafeMutablePointer<Float>, _ scores: UnsafeMutablePointer<Float>,
                                    _ qkv: UnsafePointer<Float>, kcache: UnsafeMutablePointer<Float>,
                                    vcache: UnsafeMutablePointer<Float>, pos: Int, C: Int, NH: Int) {
     precondition(C % NH == 0, "n_embd must be divisible by n_head")

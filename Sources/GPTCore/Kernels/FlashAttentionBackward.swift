@@ -1,0 +1,96 @@
+// MARK: - Backward of the tiled causal attention
+//
+// Per (batch, head), for each query tile and each key tile up to the diagonal:
+// P = exp(scale q k^T - lse) recomputed, Pd = dropout(P), dv += Pd^T dout,
+// dP = dropout(dout v^T), dS = P (dP - D) with D = rowsum(dout * out) (which
+// equals rowsum(P dP), dropout or not), dq += scale dS k, dk += scale dS^T q.
+// One task owns a whole head, so its dq, dk and dv columns have one writer.
+
+/// What one head's backward reads and writes (rows of q, k, v, dq, dk, dv have stride 3C).
+private struct HeadBackward {
+    let q: UnsafePointer<Float>, dout: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>
+    let dq: UnsafeMutablePointer<Float>
+    let T: Int, hs: Int, C: Int, scale: Float
+    let dropoutP: Float, dropoutKey: UInt32, dropIndex0: Int
+}
+
+/// Backward of attentionForward. dqkv (B,T,3C) is written (not accumulated); out (B,T,C)
+/// and lse (B,NH,T) are what the forward returned for dout (B,T,C)'s qkv.
+public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
+                              _ qkv: UnsafePointer<Float>, _ out: UnsafePointer<Float>, _ lse: UnsafePointer<Float>,
+                              B: Int, T: Int, C: Int, NH: Int, dropoutP: Float = 0, dropoutKey: UInt32 = 0) {
+    precondition(C % NH == 0, "n_embd must be divisible by n_head")
+    let hs = C / NH, C3 = 3 * C
+    Parallel.forChunks(B * NH) { start, end in
+        let sc = AttentionScratch(hs: hs, T: T)
+        defer { sc.free() }
+        for bh in start..<end {
+            let b = bh / NH, h = bh % NH
+            let rows = b * T * C + h * hs
+            let g = HeadBackward(q: qkv + b * T * C3 + h * hs, dout: dout + rows, out: out + rows, lse: lse + bh * T,
+                                 dq: dqkv + b * T * C3 + h * hs, T: T, hs: hs, C: C,
+                                 scale: 1 / Float(hs).squareRoot(), dropoutP: dropoutP, dropoutKey: dropoutKey,
+                                 dropIndex0: bh * T * T)
+            headBackward(g, sc)
+        }
+    }
+}
+
+/// Backward of one head: zeroes its dq, dk, dv, then accumulates every tile's share.
+private func headBackward(_ g: HeadBackward, _ sc: AttentionScratch) {
+    let T = g.T, hs = g.hs, C = g.C, C3 = 3 * C
+    for t in 0..<T {
+        let d = g.dq + t * C3
+        d.update(repeating: 0, count: hs); (d + C).update(repeating: 0, count: hs); (d + 2 * C).update(repeating: 0, count: hs)
+        let dy = g.dout + t * C, y = g.out + t * C
+        var acc = Vec(), i = 0
+        while i + 8 <= hs { acc = acc.addingProduct(loadVec(dy + i), loadVec(y + i)); i += 8 }
+        var dot = acc.sum()
+        while i < hs { dot += dy[i] * y[i]; i += 1 }
+        sc.rows[t] = dot
+    }
+    transposeRows(sc.kt, g.q + C, n: T, cols: hs, ld: C3)
+    transposeRows(sc.vt, g.q + 2 * C, n: T, cols: hs, ld: C3)
+    for i0 in stride(from: 0, to: T, by: attentionQueryTile) {
+        let mq = min(attentionQueryTile, T - i0)
+        for j0 in stride(from: 0, to: i0 + mq, by: attentionKeyTile) {
+            headBackwardTile(g, sc, i0: i0, mq: mq, j0: j0, nk: min(attentionKeyTile, i0 + mq - j0))
+        }
+    }
+}
+
+/// The share of query rows [i0, i0 + mq) and key columns [j0, j0 + nk) in dq, dk and dv.
+@inline(__always)
+private func headBackwardTile(_ g: HeadBackward, _ sc: AttentionScratch, i0: Int, mq: Int, j0: Int, nk: Int) {
+    let T = g.T, hs = g.hs, C = g.C, C3 = 3 * C, Bk = attentionKeyTile
+    let q = g.q + i0 * C3, k = g.q + C + j0 * C3, dy = g.dout + i0 * C
+    // P, recomputed from the forward's log-sum-exp.
+    tileGemm(M: mq, N: nk, K: hs, q, am: C3, ak: 1, sc.kt + j0, ldb: T, sc.p, ldc: Bk, accumulate: false)
+    for r in 0..<mq {
+        let row = sc.p + r * Bk
+        _ = causalExpRow(row, valid: max(0, min(nk, i0 + r - j0 + 1)), width: nk, scale: g.scale, shift: g.lse[i0 + r])
+    }
+    // dv += dropout(P)^T dout
+    var pd = UnsafePointer(sc.p)
+    if g.dropoutP > 0 {
+        for r in 0..<mq {
+            dropoutApply(sc.dp + r * Bk, sc.p + r * Bk, N: nk, p: g.dropoutP, key: g.dropoutKey,
+                         index0: g.dropIndex0 + (i0 + r) * T + j0)
+        }
+        pd = UnsafePointer(sc.dp)
+    }
+    tileGemm(M: nk, N: hs, K: mq, pd, am: 1, ak: Bk, dy, ldb: C, g.dq + 2 * C + j0 * C3, ldc: C3, accumulate: true)
+    // dS = P (dropout(dout v^T) - D), scaled.
+    tileGemm(M: mq, N: nk, K: hs, dy, am: C, ak: 1, sc.vt + j0, ldb: T, sc.dp, ldc: Bk, accumulate: false)
+    for r in 0..<mq {
+        let p = sc.p + r * Bk, d = sc.dp + r * Bk
+        if g.dropoutP > 0 {
+            dropoutApply(d, d, N: nk, p: g.dropoutP, key: g.dropoutKey, index0: g.dropIndex0 + (i0 + r) * T + j0)
+        }
+        let D = sc.rows[i0 + r]
+        for c in 0..<nk { d[c] = p[c] * (d[c] - D) * g.scale }
+    }
+    // dq += dS k ; dk += dS^T q
+    tileGemm(M: mq, N: hs, K: nk, sc.dp, am: Bk, ak: 1, k, ldb: C3, g.dq + i0 * C3, ldc: C3, accumulate: true)
+    tileGemm(M: nk, N: hs, K: mq, sc.dp, am: 1, ak: Bk, q, ldb: C3, g.dq + C + j0 * C3, ldc: C3, accumulate: true)
+}
