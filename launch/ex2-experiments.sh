@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reruns the measurements of docs/EX2.md (the lecture's EX2: a GPT that learns arithmetic).
 #
-#   launch/ex2-experiments.sh [addition] [ablations] [ood] [calculator] [plots]   (default: all, in order)
+#   launch/ex2-experiments.sh [addition] [ablations] [ood] [division] [calculator] [calculator_longer]
+#                             [calculator3] [plots]
+#   (default: all, in order)
 #
 # Runs go to $RUNS (default runs/ex2), figures to $PLOTS (default $RUNS), one thread per run
 # unless THREADS is set. Alone on one core the addition run takes about 7 minutes, each
@@ -45,6 +47,10 @@ ood() {  # trained on 1..3 digits, tested on 4 and 5 (out of distribution)
     done
 }
 
+division() {  # the division-only task with worked steps: the format's first check, 2000 steps
+    train division-traces configs/calculator.toml task_operators=/ max_iters=2000 lr_decay_iters=2000 eval_interval=250
+}
+
 calculator() {  # + - * / with and without worked steps
     train calculator-traces configs/calculator.toml task_traces=true
     train calculator-plain configs/calculator.toml task_traces=false
@@ -52,6 +58,18 @@ calculator() {  # + - * / with and without worked steps
         "$GPT" sample "$RUNS/calculator-traces/latest.h5" --prompt "$prompt" --temperature 0 --tokens 40
         "$GPT" sample "$RUNS/calculator-plain/latest.h5" --prompt "$prompt" --temperature 0 --tokens 40
     done
+}
+
+calculator_longer() {  # the calculator with steps continued from step 5000 to 8000 at the final learning rate
+    rm -rf "${RUNS:?}/calculator-longer"
+    cp -r "$RUNS/calculator-traces" "$RUNS/calculator-longer"
+    "$GPT" train configs/calculator.toml --set "out_dir=$RUNS/calculator-longer" --set "threads=$THREADS" \
+        --set max_iters=8000 --resume > "$RUNS/calculator-longer.log" 2>&1
+    grep "test accuracy" "$RUNS/calculator-longer.log" | tail -n 1
+}
+
+calculator3() {  # the calculator's + and - with operands of up to 3 digits (the calculator's model)
+    train calculator3-add-sub configs/calculator.toml task_operators=+- task_max_digits=3 task_traces=false
 }
 
 plots() {  # the figures of docs/EX2.md (PLOTS=docs to replace them)
@@ -65,13 +83,15 @@ plots() {  # the figures of docs/EX2.md (PLOTS=docs to replace them)
     "$GPT" plot --out "$PLOTS/ex2_calculator.svg" --field accuracy \
         --title "calculator (+ - * /, 1-2 digits): held-out exact match" \
         "$RUNS/calculator-traces:with worked steps" "$RUNS/calculator-plain:without"
+    "$GPT" plot --out "$PLOTS/ex2_division.svg" --field accuracy \
+        --title "division only, with worked steps: held-out exact match" "$RUNS/division-traces:division with steps"
     for op in mul div; do
         "$GPT" plot --out "$PLOTS/ex2_calculator_$op.svg" --field "accuracy_$op" \
-            --title "calculator, $op: held-out exact match" \
+            --title "calculator, $op: held-out exact match" "$RUNS/calculator-longer:with worked steps, to 8000" \
             "$RUNS/calculator-traces:with worked steps" "$RUNS/calculator-plain:without"
     done
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(addition ablations ood calculator plots)
+[ ${#steps[@]} -gt 0 ] || steps=(addition ablations ood division calculator calculator_longer calculator3 plots)
 for s in "${steps[@]}"; do "$s"; done

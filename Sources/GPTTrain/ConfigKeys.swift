@@ -230,8 +230,8 @@ extension ConfigKey {
                   "Fewest digits of an operand (an operand's length is uniform in min...max)."),
         ConfigKey("task_max_digits", \.taskMaxDigits, "Most digits of an operand, in `task_min_digits...9`."),
         ConfigKey("task_reverse", \.taskReverse, """
-            Write answers of + - * least significant digit first (`123+45=861$` for 168), the order the digits \
-            are computed in; division is written most significant digit first.
+            Write answers of + - * and a division's remainder least significant digit first (`123+45=861$` \
+            for 168), the order the digits are computed in; a quotient is written most significant digit first.
             """),
         ConfigKey("task_pad", \.taskPad, """
             Zero-pad operands to `task_max_digits` and answers to their longest length (`003+045=8400$`): \
@@ -239,7 +239,7 @@ extension ConfigKey {
             """),
         ConfigKey("task_traces", \.taskTraces, """
             Worked steps before the answer: the partial products and running sums of a long multiplication, \
-            the steps of a long division (`+` and `-` have none).
+            the steps of a long division, each with its product and subtraction (`+` and `-` have none).
             """),
         ConfigKey("task_mask_prompt", \.taskMaskPrompt, """
             Targets -1 on the prompt `a+b=`, so the loss is on the answer (and the end marker) only; false \

@@ -100,8 +100,12 @@ final class ArithmeticTaskTests: XCTestCase {
         XCTAssertEqual(Problem(123, .add, 45).prompt(traced) + Problem(123, .add, 45).completion(traced), "123+45=861$")
         XCTAssertEqual(Problem(12, .multiply, 34).completion(traced), "84+063=804$")
         XCTAssertEqual(Problem(123, .multiply, 456).completion(traced), "837+0516=8886+00294=88065$")
-        XCTAssertEqual(Problem(1234, .divide, 56).completion(traced), "123:2r11;114:2r2=22r2$")
-        XCTAssertEqual(Problem(5, .divide, 7).completion(traced), "0r5$")
+        XCTAssertEqual(Problem(1234, .divide, 56).completion(traced), "321:2-211=11;411:2-211=2=22r2$")
+        XCTAssertEqual(Problem(87, .divide, 6).completion(traced), "8:1-6=2;72:4-42=3=14r3$")
+        XCTAssertEqual(Problem(87, .divide, 6).completion(ArithmeticFormat(reverse: false, traces: true)),
+                       "8:1-6=2;27:4-24=3=14r3$")
+        XCTAssertEqual(Problem(76, .divide, 47).completion(ArithmeticFormat()), "1r92$")
+        XCTAssertEqual(Problem(5, .divide, 7).completion(traced), "5:0-0=5=0r5$")
         XCTAssertEqual(Problem(7, .subtract, 7).completion(ArithmeticFormat(reverse: false, pad: true, padDigits: 2)), "00$")
         XCTAssertEqual(Problem(3, .add, 4).prompt(ArithmeticFormat(pad: true, padDigits: 3)), "003+004=")
     }
@@ -119,9 +123,9 @@ final class ArithmeticTaskTests: XCTestCase {
             XCTAssertEqual(value(answer), p.a * p.b, "\(p)", file: file, line: line)
             if f.traces { checkMultiplicationTrace(trace, p, f, value: value, file: file, line: line) }
         case .divide:
-            let qr = answer.split(separator: "r").map { Int($0)! }
-            XCTAssertEqual(qr, [p.a / p.b, p.a % p.b], "\(p)", file: file, line: line)
-            if f.traces { checkDivisionTrace(trace, p, f, file: file, line: line) }
+            let qr = answer.split(separator: "r").map(String.init)
+            XCTAssertEqual([Int(qr[0])!, value(qr[1])], [p.a / p.b, p.a % p.b], "\(p)", file: file, line: line)
+            if f.traces { checkDivisionTrace(trace, p, value: value, file: file, line: line) }
         }
         if !f.traces || p.op == .add || p.op == .subtract { XCTAssertEqual(parts.count, 1, "\(p): \(text)", file: file, line: line) }
         if f.pad { XCTAssertEqual(p.prompt(f).count, 2 * f.padDigits + 2, file: file, line: line) }
@@ -145,24 +149,26 @@ final class ArithmeticTaskTests: XCTestCase {
         }
     }
 
-    /// `c:q r r` per digit from the first prefix >= b: c = 10 r_prev + digit, q = c / b < 10, r = c % b.
-    private func checkDivisionTrace(_ trace: String, _ p: Problem, _ f: ArithmeticFormat, file: StaticString, line: UInt) {
-        let steps = trace.isEmpty ? [] : trace.split(separator: ";").map { s -> (Int, Int, Int) in
-            let c = s.split(separator: ":"), qr = c[1].split(separator: "r")
-            return (Int(c[0])!, Int(qr[0])!, Int(qr[1])!)
+    /// `c:q-p=r` per digit from the first prefix >= b (the whole dividend when a < b): c = 10 r_prev + digit,
+    /// q = c / b < 10, p = q b, r = c - p; c, p and r in the format's digit order.
+    private func checkDivisionTrace(_ trace: String, _ p: Problem, value: (String) -> Int, file: StaticString, line: UInt) {
+        let steps = trace.split(separator: ";").map { s -> (c: Int, q: Int, p: Int, r: Int) in
+            let colon = s.split(separator: ":"), minus = colon[1].split(separator: "-"), equals = minus[1].split(separator: "=")
+            XCTAssertEqual(minus[0].count, 1, "one quotient digit per step: \(s)", file: file, line: line)
+            return (value(String(colon[0])), Int(minus[0])!, value(String(equals[0])), value(String(equals[1])))
         }
-        let dividend = (f.pad ? String(repeating: "0", count: max(0, f.padDigits - String(p.a).count)) : "") + String(p.a)
-        let digits = dividend.map { Int(String($0))! }
-        XCTAssertEqual(steps.isEmpty, p.a < p.b, "\(p): \(trace)", file: file, line: line)
-        var quotient = 0, r = steps.isEmpty ? p.a : 0
-        for (i, (c, q, rem)) in steps.enumerated() {
-            let expectedC = i == 0 ? digits.prefix(digits.count - steps.count + 1).reduce(0) { 10 * $0 + $1 }
-                : 10 * r + digits[digits.count - steps.count + i]
-            XCTAssertEqual(c, expectedC, "\(p) step \(i)", file: file, line: line)
-            XCTAssertTrue(q < 10 && q == c / p.b && rem == c % p.b, "\(p) step \(i): \(c):\(q)r\(rem)", file: file, line: line)
-            if i == 0 { XCTAssertGreaterThanOrEqual(c, p.b, file: file, line: line) }
-            quotient = 10 * quotient + q
-            r = rem
+        let digits = String(p.a).map { Int(String($0))! }
+        func prefix(_ n: Int) -> Int { digits.prefix(n).reduce(0) { 10 * $0 + $1 } }
+        let first = digits.count - steps.count + 1
+        XCTAssertTrue(first >= 1 && prefix(first - 1) < p.b, "\(p): the steps start at the first prefix >= b", file: file, line: line)
+        XCTAssertTrue(prefix(first) >= p.b || (steps.count == 1 && p.a < p.b), "\(p): \(trace)", file: file, line: line)
+        var quotient = 0, r = 0
+        for (i, step) in steps.enumerated() {
+            XCTAssertEqual(step.c, i == 0 ? prefix(first) : 10 * r + digits[first - 1 + i], "\(p) step \(i)", file: file, line: line)
+            XCTAssertTrue(step.q == step.c / p.b && step.p == step.q * p.b && step.r == step.c - step.p && step.r < p.b,
+                          "\(p) step \(i): \(step)", file: file, line: line)
+            quotient = 10 * quotient + step.q
+            r = step.r
         }
         XCTAssertEqual(quotient, p.a / p.b, "\(p)", file: file, line: line)
         XCTAssertEqual(r, p.a % p.b, "\(p)", file: file, line: line)

@@ -157,8 +157,9 @@ public struct ArithmeticTask: Sendable {
             }
         case .divide:
             completion = (f.pad ? 2 * f.padDigits : max(1, na - nb + 1) + nb) + 1
-            let steps = max(0, wa - nb + 1)
-            if f.traces && steps > 0 { completion += steps * (2 * nb + 4) + (steps - 1) + 1 }
+            // Steps `c:q-p=r` (c and p below 10 b: at most nb + 1 digits; r below b), ';' between, '=' after.
+            let steps = max(1, wa - nb + 1)
+            if f.traces { completion += steps * (3 * nb + 6) + (steps - 1) + 1 }
         }
         return prompt + completion + 1
     }

@@ -22,8 +22,8 @@ public enum ArithmeticOperator: Character, CaseIterable, Sendable {
 
 /// How problems are written: the switches of the `task_*` config keys that shape the text.
 public struct ArithmeticFormat: Equatable, Sendable {
-    /// Answers (and the numbers of a multiplication trace) least significant digit first; division is
-    /// always written most significant digit first, the order long division produces the quotient in.
+    /// Answers (and the numbers of the worked steps) least significant digit first; a quotient is
+    /// always written most significant digit first, the order long division produces it in.
     public var reverse = true
     /// Operands zero-padded to `padDigits` digits, answers to their longest length (fixed-length problems).
     public var pad = false
@@ -89,7 +89,8 @@ public struct Problem: Hashable, Sendable, CustomStringConvertible {
         return (t.isEmpty ? "" : t + "=") + answer(f) + String(ArithmeticVocabulary.end)
     }
 
-    /// The answer as written: `a+b`, `a-b`, `a*b` (reversed when the format reverses), or `q` "r" `r`.
+    /// The answer as written: `a+b`, `a-b`, `a*b` (reversed when the format reverses), or `q` "r" `r`
+    /// (the quotient most significant digit first, the remainder reversed when the format reverses).
     public func answer(_ f: ArithmeticFormat) -> String {
         let n = f.padDigits
         switch op {
@@ -97,7 +98,7 @@ public struct Problem: Hashable, Sendable, CustomStringConvertible {
         case .subtract: return number(a - b, f, width: f.pad ? n : 0)
         case .multiply: return number(a * b, f, width: f.pad ? 2 * n : 0)
         case .divide:
-            return padded(a / b, f.pad ? n : 0) + "r" + padded(a % b, f.pad ? n : 0)
+            return padded(a / b, f.pad ? n : 0) + "r" + number(a % b, f, width: f.pad ? n : 0)
         }
     }
 
@@ -105,14 +106,19 @@ public struct Problem: Hashable, Sendable, CustomStringConvertible {
     ///
     /// Multiplication: the partial products a * b_j * 10^j for the multiplier's digits b_j from the
     /// least significant, each added to the running total: `p0+p1=s1+p2=s2...+p_last` (the final sum
-    /// is the answer). Division: from the first prefix of the dividend that is at least the divisor,
-    /// one step per digit, `c:q_i r r_i` (the current value c = 10 r_(i-1) + next digit, its one-digit
-    /// quotient and remainder), joined by ';'; the quotient is the q_i in order.
+    /// is the answer). Division: from the first prefix of the dividend that is at least the divisor
+    /// (the whole dividend when it is smaller), one step per digit, `c:q_i-p_i=r_i` (the current value
+    /// c = 10 r_(i-1) + next digit, its one-digit quotient, the product p_i = q_i * b and the remainder
+    /// r_i = c - p_i), joined by ';'; the quotient is the q_i in order, the remainder the last r_i.
+    /// The numbers of the steps (c, p_i, r_i) are in the format's digit order.
     public func trace(_ f: ArithmeticFormat) -> String {
         switch op {
         case .add, .subtract: return ""
         case .multiply: return multiplicationTrace(f)
-        case .divide: return divisionSteps(f).map { "\($0.c):\($0.q)r\($0.r)" }.joined(separator: ";")
+        case .divide:
+            return divisionSteps.map { c, q, r in
+                number(c, f, width: 0) + ":\(q)-" + number(q * b, f, width: 0) + "=" + number(r, f, width: 0)
+            }.joined(separator: ";")
         }
     }
 
@@ -129,17 +135,18 @@ public struct Problem: Hashable, Sendable, CustomStringConvertible {
         return text
     }
 
-    /// The steps of the long division a / b: (current value, quotient digit, remainder).
-    func divisionSteps(_ f: ArithmeticFormat) -> [(c: Int, q: Int, r: Int)] {
+    /// The steps of the long division a / b: (current value, quotient digit, remainder); one step
+    /// (a, 0, a) when a < b.
+    private var divisionSteps: [(c: Int, q: Int, r: Int)] {
         var steps: [(c: Int, q: Int, r: Int)] = []
         var r = 0
-        for ch in operand(a, f) {
+        for ch in String(a) {
             let c = 10 * r + Int(ch.asciiValue! - 48)
             r = c % b
-            if steps.isEmpty && c < b { r = c; continue }
+            if steps.isEmpty && c < b { continue }
             steps.append((c, c / b, r))
         }
-        return steps
+        return steps.isEmpty ? [(a, 0, a)] : steps
     }
 
     private func operand(_ x: Int, _ f: ArithmeticFormat) -> String { padded(x, f.pad ? f.padDigits : 0) }
