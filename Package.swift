@@ -3,7 +3,7 @@
 // SwiftGPT: a distributed data-parallel GPT trainer for CPU clusters.
 //
 // Module map (each module imports only those above it):
-//   C libraries (Debian packages, found with pkg-config) -> CBLAS, CMPI, CHDF5
+//   C libraries (Debian packages, found with pkg-config) -> CBLAS (OpenBLAS, or BLIS), CMPI, CHDF5
 //   GPTSupport     small shared pieces: monotonic clock, lock + condition, progress line,
 //                  interrupt cleanup, string quoting, the input error type, SHA-256 and HMAC
 //   GPTTokenizers  text <-> token ids: the char and byte-level BPE tokenizers, BPE training
@@ -29,6 +29,22 @@ let hotLoopFlags: [SwiftSetting] = [
     .unsafeFlags(["-target-cpu", targetCPU], .when(platforms: [.linux], configuration: .release)),
 ]
 
+// The CBLAS under every matrix multiply, chosen when the package is built: OpenBLAS (the
+// default, Debian's libopenblas-dev) or, with SWIFTGPT_BLAS=blis, BLIS (Debian's libblis-dev),
+// through a shim with the same helpers (Sources/CBLAS, Sources/CBLAS/BLIS). Build the other
+// into its own folder: SWIFTGPT_BLAS=blis swift build -c release --build-path .build-blis
+let blas = Context.environment["SWIFTGPT_BLAS"] ?? "openblas"
+let cblas: Target
+switch blas {
+case "openblas":
+    cblas = .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                           providers: [.apt(["libopenblas-dev"])])
+case "blis":  // Debian ships no blis.pc; blis.h and libblis.so are on the default paths
+    cblas = .systemLibrary(name: "CBLAS", path: "Sources/CBLAS/BLIS", providers: [.apt(["libblis-dev"])])
+default:
+    fatalError("SWIFTGPT_BLAS must be openblas (the default) or blis, not \"\(blas)\"")
+}
+
 let package = Package(
     name: "SwiftGPT",
     platforms: [.macOS(.v13)],
@@ -41,8 +57,7 @@ let package = Package(
     ],
     targets: [
         // MARK: - C libraries
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
+        cblas,
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",

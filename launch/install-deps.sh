@@ -6,13 +6,16 @@
 #   launch/install-deps.sh           what building and testing need
 #   launch/install-deps.sh --slurm   also Slurm and munge, for the Slurm test cluster
 #                                    (launch/slurmcluster.sh); their daemons are not started
+#   launch/install-deps.sh --blis    also BLIS (libblis-dev), the other CBLAS a build can use:
+#                                    SWIFTGPT_BLAS=blis swift build -c release --build-path .build-blis
 set -euo pipefail
 
 packages=(libopenblas-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools pkg-config iproute2)
 case ${1:-} in
     "") ;;
     --slurm) packages+=(slurmctld slurmd slurm-client munge) ;;
-    *) echo "error: unknown option '$1'; use: launch/install-deps.sh [--slurm]" >&2; exit 1 ;;
+    --blis) packages+=(libblis-dev) ;;
+    *) echo "error: unknown option '$1'; use: launch/install-deps.sh [--slurm | --blis]" >&2; exit 1 ;;
 esac
 missing=()
 for p in "${packages[@]}"; do
@@ -30,4 +33,8 @@ command -v swift >/dev/null || { echo "error: swift is not on PATH; install Swif
 for pc in openblas ompi-c hdf5; do
     pkg-config --exists "$pc" || { echo "error: pkg-config cannot find $pc after installing the packages" >&2; exit 1; }
 done
+if [[ ${1:-} == --blis ]]; then  # Debian ships no blis.pc: check the header and library themselves
+    echo '#include <blis.h>' | cc -fsyntax-only -x c - 2>/dev/null \
+        || { echo "error: blis.h is not on the compiler's path after installing libblis-dev" >&2; exit 1; }
+fi
 echo "dependencies: ok ($(swift --version 2>&1 | head -1))"

@@ -51,15 +51,19 @@ public final class AdamW {
         v.update(from: fullV + shard.lowerBound, count: count)
     }
 
-    /// One AdamW step: p = p (1 - lr wd) - lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), on the shard's elements.
+    /// One AdamW step: p = p (1 - lr wd) - lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), on the shard's elements,
+    /// with the gradient g = grads * `gradScale`.
     ///
     /// `params` is the whole flat buffer; `grads` holds the shard's gradients (`grads[0]` is
-    /// element `shard.lowerBound`: the whole gradient buffer when unsharded).
-    public func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float) {
+    /// element `shard.lowerBound`: the whole gradient buffer when unsharded). `gradScale` is
+    /// gradient clipping's coefficient (`clipCoefficient`) applied in this same pass over the
+    /// buffers: the result is bit for bit that of `scaleGradients` followed by a step with 1,
+    /// without writing the gradients back.
+    public func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float,
+                     gradScale: Float = 1) {
         t += 1
-        let b1 = beta1, b2 = beta2, e = eps
-        let bc1 = 1 - powf(b1, Float(t)), bc2 = 1 - powf(b2, Float(t))
-        let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
+        let bc1 = 1 - powf(beta1, Float(t)), bc2 = 1 - powf(beta2, Float(t))
+        let k = Update(b1: beta1, b2: beta2, eps: eps, stepSize: lr / bc1, bc2Sqrt: bc2.squareRoot(), scale: gradScale)
         let m = self.m, v = self.v, p = params + shard.lowerBound
         for tensor in tensors {
             let elements = (tensor.offset..<(tensor.offset + tensor.count)).clamped(to: shard)
@@ -67,15 +71,36 @@ public final class AdamW {
             let decay: Float = tensor.decays ? 1 - lr * weightDecay : 1
             let base = elements.lowerBound - shard.lowerBound
             Parallel.forChunks(elements.count, grain: 16384) { start, end in
-                for i in (base + start)..<(base + end) {
-                    let g = grads[i]
-                    let mi = b1 * m[i] + (1 - b1) * g
-                    let vi = b2 * v[i] + (1 - b2) * g * g
-                    m[i] = mi; v[i] = vi
-                    let denom = vi.squareRoot() / bc2Sqrt + e
-                    p[i] = p[i] * decay - stepSize * mi / denom
+                var i = base + start
+                let stop = base + end
+                while i + 8 <= stop {
+                    var pi = loadVec(p + i), mi = loadVec(m + i), vi = loadVec(v + i)
+                    k.apply(&pi, &mi, &vi, loadVec(grads + i), decay: decay)
+                    storeVec(pi, p + i); storeVec(mi, m + i); storeVec(vi, v + i)
+                    i += 8
                 }
+                guard i < stop else { return }
+                // The last 1...7 elements through the same vector code, lane by lane in and out.
+                var pi = Vec(), mi = Vec(), vi = Vec(), gi = Vec()
+                for j in 0..<(stop - i) { pi[j] = p[i + j]; mi[j] = m[i + j]; vi[j] = v[i + j]; gi[j] = grads[i + j] }
+                k.apply(&pi, &mi, &vi, gi, decay: decay)
+                for j in 0..<(stop - i) { p[i + j] = pi[j]; m[i + j] = mi[j]; v[i + j] = vi[j] }
             }
+        }
+    }
+
+    /// The constants of one step and the update of eight elements: torch.optim.AdamW's
+    /// operations, in its order.
+    private struct Update {
+        let b1: Float, b2: Float, eps: Float, stepSize: Float, bc2Sqrt: Float, scale: Float
+
+        @inline(__always)
+        func apply(_ p: inout Vec, _ m: inout Vec, _ v: inout Vec, _ grad: Vec, decay: Float) {
+            let g = grad * scale
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            let denom = v.squareRoot() / bc2Sqrt + eps
+            p = p * decay - stepSize * m / denom
         }
     }
 }
@@ -122,11 +147,18 @@ public func clipGradients(_ grads: UnsafeMutablePointer<Float>, count: Int, maxN
     return norm
 }
 
+/// Gradient clipping's coefficient for a global norm `norm`: maxNorm / (norm + 1e-6) when that
+/// is below 1, else 1; 1 when `maxNorm` is 0 (no clipping) or the norm is not finite.
+public func clipCoefficient(norm: Float, maxNorm: Float) -> Float {
+    guard maxNorm > 0, norm.isFinite else { return 1 }
+    return min(1, maxNorm / (norm + 1e-6))
+}
+
 /// Clipping with a norm known beforehand (a shard of the gradients and the global norm):
-/// multiplies by maxNorm / (norm + 1e-6) when that is below 1; nothing when `maxNorm` is 0 or the norm not finite.
+/// multiplies by `clipCoefficient(norm:maxNorm:)` when that is below 1. The trainer passes the
+/// coefficient to `AdamW.step` instead, which saves this pass over the gradients.
 public func scaleGradients(_ grads: UnsafeMutablePointer<Float>, count: Int, norm: Float, maxNorm: Float) {
-    guard maxNorm > 0, norm.isFinite else { return }
-    let coef = min(1, maxNorm / (norm + 1e-6))
+    let coef = clipCoefficient(norm: norm, maxNorm: maxNorm)
     if coef < 1 {
         Parallel.forChunks(count, grain: 65536) { start, end in
             for i in start..<end { grads[i] *= coef }

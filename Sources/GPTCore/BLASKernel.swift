@@ -5,7 +5,10 @@ import Glibc
 import Darwin
 #endif
 
-/// Which OpenBLAS kernel runs our GEMMs, and a fix for CPUs OpenBLAS does not know.
+/// Which CBLAS and which of its kernels run our GEMMs, and a fix for CPUs OpenBLAS does not know.
+///
+/// The library is a build choice (Package.swift: OpenBLAS, or BLIS with SWIFTGPT_BLAS=blis);
+/// `library` and `current` say which one this binary runs, for `gpt bench` and the run log.
 ///
 /// OpenBLAS (as packaged by Debian, a DYNAMIC_ARCH build) chooses its kernel
 /// at load time from the CPU's family and model numbers. A CPU newer than the
@@ -20,9 +23,19 @@ public enum BLASKernel {
     /// Set (to the kernel chosen) in the environment of a process `gpt` restarted.
     public static let markerVariable = "SWIFTGPT_OPENBLAS_CORETYPE_CHOSEN"
 
-    /// The kernel OpenBLAS runs in this process ("Haswell", "SkylakeX", "Prescott", ...).
+    /// The CBLAS this binary is linked with: "OpenBLAS" or "BLIS".
+    public static var provider: String { String(cString: swiftgpt_blas_provider()) }
+
+    /// The library and its version, "OpenBLAS 0.3.21" or "BLIS 0.9.0".
+    public static var library: String {
+        guard let line = swiftgpt_blas_config() else { return provider }
+        return String(cString: line).split(separator: " ").prefix(2).joined(separator: " ")
+    }
+
+    /// The kernel the library runs in this process (OpenBLAS: "Haswell", "SkylakeX", "Prescott", ...;
+    /// BLIS: "zen3", "haswell", "skx", ...).
     public static var current: String {
-        guard let name = openblas_get_corename() else { return "unknown" }
+        guard let name = swiftgpt_blas_kernel() else { return "unknown" }
         return String(String(cString: name).split(whereSeparator: { $0 == " " || $0 == "\n" }).first ?? "unknown")
     }
 
@@ -76,7 +89,8 @@ public enum BLASKernel {
     /// legacy kernel on an AVX2 or AVX-512 CPU; returns (doing nothing) otherwise or if
     /// the restart fails. Call first thing in `main`, before MPI or any thread starts.
     public static func restartIfMisdetected() {
-        guard let coretype = override(detected: current, cpuFlags: cpuFlags(), environment: environment) else { return }
+        guard provider == "OpenBLAS",
+              let coretype = override(detected: current, cpuFlags: cpuFlags(), environment: environment) else { return }
         setenv("OPENBLAS_CORETYPE", coretype, 1)
         setenv(markerVariable, coretype, 1)
         var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
@@ -87,16 +101,22 @@ public enum BLASKernel {
         unsetenv(markerVariable)
     }
 
-    /// One line for logs: the kernel, and who chose it.
+    /// One line for logs: the library, its kernel and who chose it, and its thread call.
     public static var summary: String {
+        "\(library), kernel " + kernelOrigin + "; threads set by " + String(cString: swiftgpt_blas_thread_call())
+    }
+
+    /// The kernel, and who chose it.
+    private static var kernelOrigin: String {
+        guard provider == "OpenBLAS" else { return "\(current) (detected by \(provider))" }
         if let chosen = environment[markerVariable], chosen == environment["OPENBLAS_CORETYPE"] {
-            return "OpenBLAS kernel \(current) (set by gpt: OpenBLAS does not recognise this CPU and would "
+            return "\(current) (set by gpt: OpenBLAS does not recognise this CPU and would "
                 + "run its generic SSE kernel; OPENBLAS_CORETYPE=\(chosen))"
         }
         if let set = environment["OPENBLAS_CORETYPE"] {
-            return "OpenBLAS kernel \(current) (OPENBLAS_CORETYPE=\(set)"
+            return "\(current) (OPENBLAS_CORETYPE=\(set)"
                 + (environment["OPENBLAS_L2_SIZE"].map { ", OPENBLAS_L2_SIZE=\($0)" } ?? "") + ")"
         }
-        return "OpenBLAS kernel \(current) (detected by OpenBLAS)"
+        return "\(current) (detected by OpenBLAS)"
     }
 }

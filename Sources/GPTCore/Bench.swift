@@ -109,8 +109,8 @@ public enum Bench {
             }
             model.backward()
             profiler.begin(.optimizer)
-            clipGradients(model.grads, count: model.parameterCount, maxNorm: 1)
-            opt.step(params: model.params, grads: model.grads, lr: 1e-4)
+            let norm = gradientNorm(model.grads, count: model.parameterCount)  // clipped in AdamW's pass, as the trainer
+            opt.step(params: model.params, grads: model.grads, lr: 1e-4, gradScale: clipCoefficient(norm: norm, maxNorm: 1))
             profiler.end(.optimizer)
         }
         for _ in 0..<warmup { step() }

@@ -1,15 +1,15 @@
 import CBLAS
 import Dispatch
 
-/// The one thread knob: threads per rank for OpenBLAS and for our row loops.
+/// The one thread knob: threads per rank for the BLAS (OpenBLAS or BLIS) and for our row loops.
 public enum Parallel {
-    /// Threads used by `forChunks` and by OpenBLAS. Set with `setThreads`.
+    /// Threads used by `forChunks` and by the BLAS. Set with `setThreads`.
     nonisolated(unsafe) public private(set) static var threads: Int = 1
 
-    /// Sets the number of threads for OpenBLAS and for the element-wise kernels.
+    /// Sets the number of threads for the BLAS and for the element-wise kernels.
     public static func setThreads(_ n: Int) {
         threads = max(1, n)
-        openblas_set_num_threads(Int32(threads))
+        swiftgpt_blas_set_threads(Int32(threads))
     }
 
     /// Runs `body(start, end)` over `0..<count` split into at most `threads`

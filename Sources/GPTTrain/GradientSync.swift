@@ -99,14 +99,12 @@ final class GradientSync {
 
     // MARK: - Clipping, parameters and moments
 
-    /// Clips the averaged gradients of `shard` to the global norm `maxNorm` (0: no clipping) and
-    /// returns the global norm before clipping; with `shards` the norm is one scalar allreduce of
-    /// the slices' sums of squares, so every rank returns the same norm.
-    func clip(maxNorm: Float) -> Float {
-        guard shards != nil else { return clipGradients(grads, count: count, maxNorm: maxNorm) }
-        let norm = Float(comm.allreduce(gradientSquareSum(shardGrads, count: shard.count), op: .sum).squareRoot())
-        scaleGradients(shardGrads, count: shard.count, norm: norm, maxNorm: maxNorm)
-        return norm
+    /// The global norm of the averaged gradients (before clipping); with `shards` one scalar
+    /// allreduce of the slices' sums of squares, so every rank returns the same norm. Clipping
+    /// itself happens inside AdamW's pass (`clipCoefficient`, `AdamW.step(gradScale:)`).
+    func globalNorm() -> Float {
+        guard shards != nil else { return gradientNorm(grads, count: count) }
+        return Float(comm.allreduce(gradientSquareSum(shardGrads, count: shard.count), op: .sum).squareRoot())
     }
 
     /// After each rank updated its slice of `params`: every slice to every rank (nothing without

@@ -109,7 +109,8 @@ public final class MetricsReport: TrainEventSink {
         case .started(let r):
             try log.log("info", step: r.step, ["world": .int(r.worldSize), "threads": .int(r.threads),
                                                "parameters": .int(r.parameters), "tokens_per_step": .int(r.tokensPerStep),
-                                               "resumed": .bool(r.resumed), "openblas_kernel": .string(BLASKernel.current),
+                                               "resumed": .bool(r.resumed), "blas": .string(BLASKernel.library),
+                                               "openblas_kernel": .string(BLASKernel.current),
                                                "rng": .string(r.rng.rawValue), "zero_stage": .int(r.zeroStage),
                                                "overlap_gather": .bool(r.overlapGather),
                                                "optimizer_elements": .int(r.memory.optimizerElements ?? -1),

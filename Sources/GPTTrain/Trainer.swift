@@ -124,7 +124,7 @@ public final class Trainer {
             let comm0 = comm.timing.exposedSeconds, background0 = comm.timing.backgroundSeconds
             let lr = schedule.lr(at: it)
             let loss = try forwardBackward(step: it, sync: sync)
-            let norm = sync.clip(maxNorm: Float(cfg.gradClip))
+            let norm = sync.globalNorm()
             try update(step: it, loss: loss, norm: norm, lr: lr, sync: sync)
             state.step = it + 1
             lastLoss = Float(loss)
@@ -183,7 +183,8 @@ public final class Trainer {
     private func update(step it: Int, loss: Double, norm: Float, lr: Float, sync: GradientSync) throws {
         guard !norm.isFinite || !loss.isFinite else {
             nonfiniteRun = 0
-            optimizer.step(params: model.params, grads: sync.shardGrads, lr: lr)
+            optimizer.step(params: model.params, grads: sync.shardGrads, lr: lr,
+                           gradScale: clipCoefficient(norm: norm, maxNorm: Float(cfg.gradClip)))
             sync.gatherParameters(model.params)
             return
         }

@@ -117,6 +117,8 @@ struct BenchCommand: ParsableCommand {
         let ratio = s.gflops / sgemm
         print(String(format: "  training step: %.3f s, %.0f tokens/s, %.1f GFLOP/s = %.1f%% of sgemm", s.secondsPerStep,
                      s.tokensPerSecond, s.gflops, 100 * ratio))
+        // With one thread the CPU time of a step is its work whatever else runs on the machine.
+        if n == 1 { print(String(format: "  CPU time of the least expensive step: %.4f s", s.cpuSecondsPerStep)) }
         print("  time per step by layer kind:")
         for (name, sec) in s.breakdown where sec > 0 {
             print(String(format: "    %-18@ %8.1f ms  %5.1f%%", name as NSString, sec * 1e3, 100 * sec / s.secondsPerStep))
@@ -125,7 +127,8 @@ struct BenchCommand: ParsableCommand {
         return ["threads": n, "sgemm_gflops": sgemm, "step_seconds": s.secondsPerStep,
                 "tokens_per_second": s.tokensPerSecond, "step_gflops": s.gflops, "ratio": ratio, "openblas": kernel,
                 "attention_seconds": s.breakdown.first { $0.0 == Profiler.Kind.attention.name }?.1 ?? 0,
-                "peak_rss_bytes": BenchCommand.peakRSS]
+                "peak_rss_bytes": BenchCommand.peakRSS, "step_cpu_seconds": s.cpuSecondsPerStep,
+                "blas": BLASKernel.library]
     }
 
     /// The attention of one layer alone, tiled against the (T,T) reference, in CPU time; after

@@ -143,4 +143,38 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(Double(gradientNorm(g.p, count: g.n)), 1, accuracy: 1e-5)
         XCTAssertEqual(clipGradients(g.p, count: g.n, maxNorm: 10), gradientNorm(g.p, count: g.n))
     }
+
+    /// Clipping inside AdamW's pass (`gradScale`) gives the bits of clipping the gradients first
+    /// and then the plain per-element update of torch.optim.AdamW, written out here in scalar Float.
+    func testAdamWWithClippingInOnePassMatchesClipThenUpdateBitForBit() {
+        // Odd widths: tensors of 13, 7, 91, ... elements exercise the vector loop's tails.
+        let layout = ParameterLayout(config: GPTConfig(vocabSize: 13, blockSize: 7, nLayer: 1, nHead: 1, nEmbd: 7,
+                                                       dropout: 0, bias: true, tieWeights: false))
+        let n = layout.count
+        let params = Buf(n, seed: 1), grads = Buf(n, seed: 2, scale: 3)
+        var ref = Array(UnsafeBufferPointer(start: params.p, count: n)), m = [Float](repeating: 0, count: n), v = m
+        let opt = AdamW(layout: layout, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1)
+        for t in 1...3 {
+            let norm = gradientNorm(grads.p, count: n), lr: Float = 1e-2 * Float(t)
+            let coef = clipCoefficient(norm: norm, maxNorm: 1)
+            XCTAssertLessThan(coef, 1, "the gradients are clipped")
+            opt.step(params: params.p, grads: grads.p, lr: lr, gradScale: coef)
+            let bc1 = 1 - powf(0.9, Float(t)), bc2 = 1 - powf(0.95, Float(t))
+            for tensor in layout.tensors {
+                let decay: Float = tensor.decays ? 1 - lr * 0.1 : 1
+                for i in tensor.offset..<(tensor.offset + tensor.count) {
+                    var g = grads.p[i]
+                    g *= coef  // scaleGradients
+                    m[i] = 0.9 * m[i] + (1 - 0.9) * g
+                    v[i] = 0.95 * v[i] + (1 - 0.95) * g * g
+                    ref[i] = ref[i] * decay - lr / bc1 * m[i] / (v[i].squareRoot() / bc2.squareRoot() + 1e-8)
+                }
+            }
+            let differing = (0..<n).filter { params.p[$0].bitPattern != ref[$0].bitPattern }
+            XCTAssertEqual(differing.count, 0, "step \(t): elements \(differing.prefix(5)) differ")
+        }
+        XCTAssertEqual(clipCoefficient(norm: 0.5, maxNorm: 1), 1)
+        XCTAssertEqual(clipCoefficient(norm: .nan, maxNorm: 1), 1)
+        XCTAssertEqual(clipCoefficient(norm: 4, maxNorm: 0), 1, "max norm 0: no clipping")
+    }
 }

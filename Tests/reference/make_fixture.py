@@ -55,6 +55,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True
     tie_weights: bool = True
+    flash: bool = False  # attention by F.scaled_dot_product_attention, as nanoGPT on PyTorch 2 (benchmarks only)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class LayerNorm(nn.Module):
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention, written out (no fused kernel)."""
+    """Multi-head causal self-attention, written out (no fused kernel; `flash` is for benchmarks only)."""
 
     def __init__(self, config):
         super().__init__()
@@ -122,6 +123,8 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head = config.n_head
         self.n_embd = config.n_embd
+        self.flash = config.flash
+        self.dropout = config.dropout
         mask = torch.tril(torch.ones(config.block_size, config.block_size))
         self.register_buffer("mask", mask.view(1, 1, config.block_size, config.block_size),
                              persistent=False)
@@ -134,6 +137,10 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
+        if self.flash:  # nanoGPT's fast path: the same function in one fused PyTorch kernel
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0,
+                                               is_causal=True)
+            return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, T)
         att = att.masked_fill(self.mask[:, :, :T, :T] == 0, float("-inf"))
         att = F.softmax(att, dim=-1)
