@@ -129,8 +129,8 @@ private func headForwardTile(_ f: HeadForward, i0: Int, mq: Int, s: UnsafeMutabl
             rowMax[r] = mx
             if corr != 1 { let y = o + r * f.ldo; for i in 0..<hs { y[i] *= corr } }
             if dropoutP > 0 {
-                dropoutApply(row, row, N: valid, p: dropoutP, key: dropoutKey,
-                             index0: f.dropIndex0 + (i0 + r) * f.dropRowStride + j0)
+                dropoutRow(row, row, N: valid, p: dropoutP, key: dropoutKey,
+                           index0: f.dropIndex0 + (i0 + r) * f.dropRowStride + j0)
             }
         }
         tileGemm(M: mq, N: hs, K: nk, s, am: Bk, ak: 1, f.v + j0 * f.ldv, ldb: f.ldv, o, ldc: f.ldo, accumulate: true)

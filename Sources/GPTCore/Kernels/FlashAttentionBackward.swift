@@ -70,12 +70,14 @@ private func headBackwardTile(_ g: HeadBackward, _ sc: AttentionScratch, i0: Int
         let row = sc.p + r * Bk
         _ = causalExpRow(row, valid: max(0, min(nk, i0 + r - j0 + 1)), width: nk, scale: g.scale, shift: g.lse[i0 + r])
     }
-    // dv += dropout(P)^T dout
+    // dv += dropout(P)^T dout; the tile's keep factors are drawn once (into sc.s) for P and dP.
     var pd = UnsafePointer(sc.p)
-    if g.dropoutP > 0 {
+    let drop = g.dropoutP > 0
+    if drop {
         for r in 0..<mq {
-            dropoutApply(sc.dp + r * Bk, sc.p + r * Bk, N: nk, p: g.dropoutP, key: g.dropoutKey,
-                         index0: g.dropIndex0 + (i0 + r) * T + j0)
+            let m = sc.s + r * Bk
+            dropoutMask(m, N: nk, p: g.dropoutP, key: g.dropoutKey, index0: g.dropIndex0 + (i0 + r) * T + j0)
+            multiplyRow(sc.dp + r * Bk, sc.p + r * Bk, m, n: nk)
         }
         pd = UnsafePointer(sc.dp)
     }
@@ -83,14 +85,35 @@ private func headBackwardTile(_ g: HeadBackward, _ sc: AttentionScratch, i0: Int
     // dS = P (dropout(dout v^T) - D), scaled.
     tileGemm(M: mq, N: nk, K: hs, dy, am: C, ak: 1, sc.vt + j0, ldb: T, sc.dp, ldc: Bk, accumulate: false)
     for r in 0..<mq {
-        let p = sc.p + r * Bk, d = sc.dp + r * Bk
-        if g.dropoutP > 0 {
-            dropoutApply(d, d, N: nk, p: g.dropoutP, key: g.dropoutKey, index0: g.dropIndex0 + (i0 + r) * T + j0)
-        }
-        let D = sc.rows[i0 + r]
-        for c in 0..<nk { d[c] = p[c] * (d[c] - D) * g.scale }
+        softmaxGradRow(sc.dp + r * Bk, sc.p + r * Bk, drop ? UnsafePointer(sc.s + r * Bk) : nil, n: nk,
+                       D: sc.rows[i0 + r], scale: g.scale)
     }
     // dq += dS k ; dk += dS^T q
     tileGemm(M: mq, N: hs, K: nk, sc.dp, am: Bk, ak: 1, k, ldb: C3, g.dq + i0 * C3, ldc: C3, accumulate: true)
     tileGemm(M: nk, N: hs, K: mq, sc.dp, am: 1, ak: Bk, q, ldb: C3, g.dq + C + j0 * C3, ldc: C3, accumulate: true)
+}
+
+/// out[c] = a[c] * b[c] for c in 0..<n.
+@inline(__always)
+private func multiplyRow(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                         n: Int) {
+    var c = 0
+    while c + 8 <= n { storeVec(loadVec(a + c) * loadVec(b + c), out + c); c += 8 }
+    while c < n { out[c] = a[c] * b[c]; c += 1 }
+}
+
+/// One row of dS in place: d[c] = p[c] (d[c] mask[c] - D) scale, or without the mask
+/// (dropout off) p[c] (d[c] - D) scale.
+@inline(__always)
+private func softmaxGradRow(_ d: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>,
+                            _ mask: UnsafePointer<Float>?, n: Int, D: Float, scale: Float) {
+    let dv = Vec(repeating: D), sv = Vec(repeating: scale)
+    var c = 0
+    if let m = mask {
+        while c + 8 <= n { storeVec(loadVec(p + c) * (loadVec(d + c) * loadVec(m + c) - dv) * sv, d + c); c += 8 }
+        while c < n { d[c] = p[c] * (d[c] * m[c] - D) * scale; c += 1 }
+    } else {
+        while c + 8 <= n { storeVec(loadVec(p + c) * (loadVec(d + c) - dv) * sv, d + c); c += 8 }
+        while c < n { d[c] = p[c] * (d[c] - D) * scale; c += 1 }
+    }
 }
