@@ -7,6 +7,7 @@
 //   GPTSupport     small shared pieces: monotonic clock, lock + condition, progress line,
 //                  interrupt cleanup, string quoting, the input error type, SHA-256 and HMAC
 //   GPTTokenizers  text <-> token ids: the char and byte-level BPE tokenizers, BPE training
+//   GPTWideKernels the AVX-512 kernels (the GEMM's register tile), run only where the CPU has it
 //   GPTCore        the model: kernels (forward/backward pairs), parameters, AdamW, sampling
 //   GPTData        files: the HDF5 wrapper, corpora (read, prepared from text or documents),
 //                  checkpoints, tokenizer files
@@ -28,6 +29,15 @@ let targetCPU = Context.environment["SWIFTGPT_TARGET_CPU"] ?? "haswell"
 let hotLoopFlags: [SwiftSetting] = [
     .unsafeFlags(["-target-cpu", targetCPU], .when(platforms: [.linux], configuration: .release)),
 ]
+
+// GPTWideKernels holds the kernels for CPUs with AVX-512 (the GEMM's register tile), compiled
+// for that level so the compiler uses 512-bit registers; GPTCore calls into it only after
+// checking the CPU's flags (Kernels/Gemm.swift). On other architectures it builds as plain code.
+#if arch(x86_64)
+let wideFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "skylake-avx512"], .when(platforms: [.linux]))]
+#else
+let wideFlags: [SwiftSetting] = []
+#endif
 
 // The CBLAS under every matrix multiply, chosen when the package is built: OpenBLAS (the
 // default, Debian's libopenblas-dev) or, with SWIFTGPT_BLAS=blis, BLIS (Debian's libblis-dev),
@@ -66,7 +76,8 @@ let package = Package(
         // MARK: - Libraries
         .target(name: "GPTSupport"),
         .target(name: "GPTTokenizers", dependencies: ["GPTSupport"], swiftSettings: hotLoopFlags),
-        .target(name: "GPTCore", dependencies: ["CBLAS", "GPTSupport"], swiftSettings: hotLoopFlags),
+        .target(name: "GPTWideKernels", swiftSettings: wideFlags),
+        .target(name: "GPTCore", dependencies: ["CBLAS", "GPTSupport", "GPTWideKernels"], swiftSettings: hotLoopFlags),
         .target(name: "GPTData", dependencies: ["CHDF5", "GPTCore", "GPTTokenizers", "GPTSupport"],
                 swiftSettings: hotLoopFlags),
         .target(name: "GPTComm", dependencies: ["CMPI", "GPTSupport"]),

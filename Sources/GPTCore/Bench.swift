@@ -7,7 +7,7 @@ import Darwin
 import Dispatch
 import GPTSupport
 
-/// Throughput of one model's training step against cblas_sgemm on the same GEMM shapes.
+/// Throughput of one model's training step against its GEMM kernel alone on the same shapes.
 public enum Bench {
     /// One GEMM shape of a training step and how often a step runs it.
     public struct Gemm: Sendable {
@@ -47,7 +47,7 @@ public enum Bench {
         return 6 * n + 12 * Double(c.nLayer * c.nHead * c.headSize * T)
     }
 
-    /// Every cblas_sgemm call of one training step (forward + backward), grouped by shape.
+    /// Every GEMM of one training step (forward + backward), grouped by shape.
     public static func gemms(_ c: GPTConfig, B: Int, T: Int) -> [Gemm] {
         let N = B * T, C = c.nEmbd, L = c.nLayer, V = c.vocabSize, hs = c.headSize, bh = B * c.nHead
         var g: [Gemm] = []
@@ -76,9 +76,9 @@ public enum Bench {
             for i in 0..<(g.M * g.K) { a[i] = rng.nextFloat() - 0.5 }
             for i in 0..<(g.K * g.N) { b[i] = rng.nextFloat() - 0.5 }
             cc.initialize(repeating: 0, count: g.M * g.N)
-            func call() {
-                cblas_sgemm(CblasRowMajor, g.transA ? CblasTrans : CblasNoTrans, g.transB ? CblasTrans : CblasNoTrans,
-                            Int32(g.M), Int32(g.N), Int32(g.K), 1, a, Int32(lda), b, Int32(ldb), 0, cc, Int32(g.N))
+            func call() {  // the step's own path: `gemm`, on the kernel it runs
+                gemm(M: g.M, N: g.N, K: g.K, a, ars: g.transA ? 1 : lda, acs: g.transA ? lda : 1,
+                     b, brs: g.transB ? 1 : ldb, bcs: g.transB ? ldb : 1, cc, ldc: g.N, accumulate: false)
             }
             call()
             var best = Double.infinity

@@ -16,16 +16,23 @@ public enum Parallel {
     /// contiguous chunks of at least `grain` items; inline when one chunk.
     @inline(__always)
     public static func forChunks(_ count: Int, grain: Int = 1, _ body: (Int, Int) -> Void) {
-        let maxChunks = max(1, min(threads, count / max(1, grain)))
+        forIndexedChunks(count, grain: grain) { _, start, end in body(start, end) }
+    }
+
+    /// `forChunks` that also passes the chunk's index, `0..<chunkCount(count, grain:)`,
+    /// for callers that give each chunk its own scratch.
+    @inline(__always)
+    public static func forIndexedChunks(_ count: Int, grain: Int = 1, _ body: (Int, Int, Int) -> Void) {
+        let maxChunks = chunkCount(count, grain: grain)
         if maxChunks <= 1 {
-            if count > 0 { body(0, count) }
+            if count > 0 { body(0, 0, count) }
             return
         }
         let per = (count + maxChunks - 1) / maxChunks
         DispatchQueue.concurrentPerform(iterations: maxChunks) { i in
             let start = i * per
             let end = min(count, start + per)
-            if start < end { body(start, end) }
+            if start < end { body(i, start, end) }
         }
     }
 

@@ -54,7 +54,7 @@ public final class ConsoleReport: TrainEventSink {
             + "\(r.tokensPerStep) tokens per step "
             + "(\(r.worldSize) ranks x \(r.accumulation) micro-steps x \(r.batch) x \(r.block)); overlap_comm \(r.overlapComm)"
             + (r.zeroStage == 1 ? ", overlap_gather \(r.overlapGather)" : ""))
-        say("blas: " + BLASKernel.summary)
+        say("gemm: " + GEMMKernel.current.summary + "; blas: " + BLASKernel.summary)
         say(Self.memoryLine(r))
         if r.rng == .torch {
             say("rng: torch: PyTorch's generator seeded with \(r.seed) + rank, drawn from as nanoGPT's train.py draws "
@@ -111,6 +111,7 @@ public final class MetricsReport: TrainEventSink {
                                                "parameters": .int(r.parameters), "tokens_per_step": .int(r.tokensPerStep),
                                                "resumed": .bool(r.resumed), "blas": .string(BLASKernel.library),
                                                "openblas_kernel": .string(BLASKernel.current),
+                                               "gemm_kernel": .string(GEMMKernel.current.rawValue),
                                                "rng": .string(r.rng.rawValue), "zero_stage": .int(r.zeroStage),
                                                "overlap_gather": .bool(r.overlapGather),
                                                "optimizer_elements": .int(r.memory.optimizerElements ?? -1),

@@ -59,6 +59,7 @@ struct BenchCommand: ParsableCommand {
         print("gpt bench: n_layer \(nLayer), n_head \(nHead), n_embd \(nEmbd), block_size \(blockSize), batch \(batchSize), vocab \(vocabSize), dropout \(dropout)")
         if !c.options.isEmpty { print("options: " + c.options.joined(separator: ", ")) }
         print(kernel)
+        print("gemm: " + GEMMKernel.current.summary + " (SWIFTGPT_GEMM=blas|avx512|auto chooses)")
         let fpt = Bench.flopsPerToken(c, T: blockSize)
         print(String(format: "model: %.2fM parameters (non-embedding), %.1f MFLOP per token (nanoGPT estimate: 6N + 12LHQT)",
                      Double(ParameterLayout(config: c).nonEmbeddingCount) / 1e6, fpt / 1e6))
@@ -128,7 +129,7 @@ struct BenchCommand: ParsableCommand {
                 "tokens_per_second": s.tokensPerSecond, "step_gflops": s.gflops, "ratio": ratio, "openblas": kernel,
                 "attention_seconds": s.breakdown.first { $0.0 == Profiler.Kind.attention.name }?.1 ?? 0,
                 "peak_rss_bytes": BenchCommand.peakRSS, "step_cpu_seconds": s.cpuSecondsPerStep,
-                "blas": BLASKernel.library]
+                "blas": BLASKernel.library, "gemm_kernel": GEMMKernel.current.rawValue]
     }
 
     /// The attention of one layer alone, tiled against the (T,T) reference, in CPU time; after

@@ -18,6 +18,7 @@ struct GPTCommand: ParsableCommand {
         // Before anything else (MPI, threads): OpenBLAS must not run its generic kernel on a CPU it does not know.
         BLASKernel.restartIfMisdetected()
         do {
+            try GEMMKernel.configure()  // a SWIFTGPT_GEMM this CPU cannot follow is an error here
             var command = try parseAsRoot()
             try command.run()
         } catch let error where error is ExitCode || exitCode(for: error) == .success {

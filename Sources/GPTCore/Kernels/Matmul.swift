@@ -1,13 +1,10 @@
-import CBLAS
-
-// MARK: - Linear layer through cblas_sgemm
+// MARK: - Linear layer through `gemm` (Gemm.swift)
 
 /// out (N,OC) = inp (N,C) @ weight^T + bias.   weight is (OC,C) as nn.Linear; bias (OC) or nil.
 public func matmulForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                           _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                           N: Int, C: Int, OC: Int) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(N), Int32(OC), Int32(C),
-                1, inp, Int32(C), weight, Int32(C), 0, out, Int32(OC))
+    gemm(M: N, N: OC, K: C, inp, ars: C, acs: 1, weight, brs: 1, bcs: C, out, ldc: OC, accumulate: false)
     if let bias {
         Parallel.forChunks(N, grain: 16) { start, end in
             for r in start..<end {
@@ -25,10 +22,9 @@ public func matmulBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: Unsaf
                            _ dbias: UnsafeMutablePointer<Float>?, _ dout: UnsafePointer<Float>,
                            _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
                            N: Int, C: Int, OC: Int, accumulateInput: Bool = false) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(OC),
-                1, dout, Int32(OC), weight, Int32(C), accumulateInput ? 1 : 0, dinp, Int32(C))
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(OC), Int32(C), Int32(N),
-                1, dout, Int32(OC), inp, Int32(C), 1, dweight, Int32(C))
+    gemm(M: N, N: C, K: OC, dout, ars: OC, acs: 1, weight, brs: C, bcs: 1, dinp, ldc: C,
+         accumulate: accumulateInput)
+    gemm(M: OC, N: C, K: N, dout, ars: 1, acs: OC, inp, brs: C, bcs: 1, dweight, ldc: C, accumulate: true)
     if let dbias {
         // Column sums: parallel over column blocks, rows in order.
         Parallel.forChunks(OC, grain: 64) { start, end in
