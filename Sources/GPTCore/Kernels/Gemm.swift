@@ -119,10 +119,11 @@ public func gemm(M: Int, N: Int, K: Int, _ a: UnsafePointer<Float>, ars: Int, ac
     }
     switch GEMMKernel.current {
     case .blas:
-        let ta = acs == 1, tb = bcs == 1  // row-major as they are, else transposed
+        // Row-major as they are, else transposed (a vector, with both strides 1, either way).
+        let ta = acs == 1 && (ars >= K || M == 1), tb = bcs == 1 && (brs >= N || K == 1)
         cblas_sgemm(CblasRowMajor, ta ? CblasNoTrans : CblasTrans, tb ? CblasNoTrans : CblasTrans,
-                    Int32(M), Int32(N), Int32(K), 1, a, Int32(ta ? ars : acs), b, Int32(tb ? brs : bcs),
-                    accumulate ? 1 : 0, c, Int32(ldc))
+                    Int32(M), Int32(N), Int32(K), 1, a, Int32(ta ? max(ars, K) : max(acs, M)),
+                    b, Int32(tb ? max(brs, N) : max(bcs, K)), accumulate ? 1 : 0, c, Int32(ldc))
     case .avx512:
         WideGemm.run(M: M, N: N, K: K, a, ars: ars, acs: acs, b, brs: brs, bcs: bcs, c, ldc: ldc,
                      accumulate: accumulate)
