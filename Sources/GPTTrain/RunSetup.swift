@@ -156,8 +156,8 @@ enum RunSetup {
         return d
     }
 
-    /// GFLOP/s of cblas_sgemm on this rank for a (N x C) @ (C x 4C) product: the
-    /// denominator of the MFU-style ratio ("fraction of what BLAS does here").
+    /// GFLOP/s of the GEMM kernel (`gemm`) on this rank for a (N x C) @ (C x 4C) product: the
+    /// denominator of the MFU-style ratio ("fraction of what the GEMM does here").
     static func calibrateSGEMM(C: Int, N: Int) -> Double {
         let g = Bench.Gemm(name: "calibration", transA: false, transB: true, M: N, N: 4 * C, K: C, count: 1)
         // Best of three short runs: a busy machine at startup must not inflate the ratio.

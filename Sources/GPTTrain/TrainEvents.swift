@@ -75,7 +75,7 @@ public struct StepReport {
     public var stepsThisRun: Int
     public var loss: Double, lr: Float, gradNorm: Float
     public var seconds: Double, tokensPerSecond: Double, worldSize: Int
-    /// Achieved FLOP/s over cblas_sgemm's FLOP/s on this rank.
+    /// Achieved FLOP/s over the GEMM kernel's FLOP/s on this rank (`gemm`, Kernels/Gemm.swift).
     public var sgemmRatio: Double
     public var commExposedSeconds: Double, commBackgroundSeconds: Double
     /// Whether this is a log step (`log_interval`, or the last step).

@@ -7,11 +7,11 @@ extension NormKind: ExpressibleByArgument {}
 extension PositionKind: ExpressibleByArgument {}
 extension MLPKind: ExpressibleByArgument {}
 
-/// `gpt bench`: cblas_sgemm on the model's GEMM shapes vs full training steps.
+/// `gpt bench`: the GEMM kernel on the model's GEMM shapes vs full training steps.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure training throughput against cblas_sgemm on the model's own GEMM shapes.")
+        abstract: "Measure training throughput against the GEMM kernel alone on the model's own GEMM shapes.")
 
     @Option(help: "Layers.") var nLayer = 6
     @Option(help: "Heads.") var nHead = 6

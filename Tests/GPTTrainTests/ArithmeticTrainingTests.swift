@@ -62,7 +62,9 @@ final class ArithmeticTrainingTests: XCTestCase {
 
     static let oneDigit = ArithmeticRuns.oneDigit
 
-    /// 300 steps (seconds) learn one-digit addition: at least 95% exact match on the held-out problems;
+    /// 450 steps (seconds) learn one-digit addition: at least 95% exact match on the held-out problems;
+    /// (300 steps sat at the edge: a change of rounding alone, the GEMM kernel's order of sums,
+    /// took the last evaluation from 100% to 83.5%, the one at step 150 from 78% to 100%);
     /// `gpt eval` reports the accuracy of the checkpoint and `gpt sample` answers a prompt and stops.
     func testShortRunLearnsOneDigitAddition() throws {
         let tmp = try TemporaryDirectory(prefix: "swiftgpt-arith")
@@ -70,9 +72,9 @@ final class ArithmeticTrainingTests: XCTestCase {
         let r = try gpt(["train"] + (Self.oneDigit + ["out_dir=\(run)"]).flatMap { ["--set", $0] })
         XCTAssertTrue(r.output.contains("test accuracy"), r.output)
         let evals = try readMetrics(run).filter { $0["event"] as? String == "eval" }
-        XCTAssertEqual(evals.count, 3)
+        XCTAssertEqual(evals.count, 4)
         let accuracy = try XCTUnwrap(evals.last?["accuracy"] as? Double, "\(evals)")
-        print(String(format: "one-digit addition, 300 steps: held-out exact match %.1f%% (%@ problems)", 100 * accuracy,
+        print(String(format: "one-digit addition, 450 steps: held-out exact match %.1f%% (%@ problems)", 100 * accuracy,
                      "\(evals.last?["test_problems"] ?? "?")"))
         XCTAssertGreaterThanOrEqual(accuracy, 0.95)
         XCTAssertEqual(evals.last?["accuracy_digits_1"] as? Double, accuracy)
