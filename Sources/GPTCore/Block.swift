@@ -119,7 +119,7 @@ extension GPT {
         }
         timed(.gelu) {
             if config.mlp == .swiglu { swigluBackward(g.dbig, a.fch, dhidden, N: N, H: H) }
-            else { geluBackward(g.dbig, a.fch, g.dbig, N: N * 4 * C) }
+            else { geluBackward(g.dbig, a.fch, a.fchGelu, g.dbig, N: N * 4 * C) }
         }
         timed(.matmul) { matmulBackward(g.dln, w.dfcw, w.dfcb, g.dbig, a.ln2, w.fcw, N: N, C: C, OC: config.mlpInner) }
         timed(.layerNorm) { normBackward(g.dres, w.dln2w, w.dln2b, g.dln, a.res2, w.ln2w, a.ln2Mean, a.ln2Rstd, N: N) }

@@ -93,7 +93,7 @@ final class KernelGradientTests: XCTestCase {
         let inp = Buf(N, seed: 1, scale: 3), out = Buf(zeros: N), r = Buf(N, seed: 2), dinp = Buf(zeros: N)
         func loss() -> Double { geluForward(out.p, inp.p, N: N); return weightedSum(out.p, r.p, N) }
         _ = loss()
-        geluBackward(dinp.p, inp.p, r.p, N: N)
+        geluBackward(dinp.p, inp.p, out.p, r.p, N: N)
         checkGradient("gelu", param: inp.p, count: N, analytic: dinp.array, eps: 1e-3, loss: loss)
         // forward against the libm formula
         _ = loss()
@@ -101,6 +101,25 @@ final class KernelGradientTests: XCTestCase {
             let x = Double(inp.p[i])
             let ref = 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
             XCTAssertEqual(Double(out.p[i]), ref, accuracy: 1e-6 * max(1, abs(ref)))
+        }
+    }
+
+    /// Backward reads tanh back from the forward's output (a = 2 out / x): against the derivative
+    /// in Double with libm's tanh, at 0, near 0, in the tails and on a grid, vector lanes and tail.
+    func testGELUBackwardFromForwardOutputMatchesTanhFormula() {
+        var xs: [Float] = [0, 1e-30, -1e-30, 1e-6, -1e-6, 1e-3, -1e-3, 3, -3, 5.5, -5.5, 10, -10, 20, -20, 60, -60]
+        xs += (0..<103).map { Float($0) * 0.17 - 8.5 }
+        let N = xs.count
+        let inp = Buf(zeros: N), out = Buf(zeros: N), dout = Buf(N, seed: 4), dinp = Buf(zeros: N)
+        for i in 0..<N { inp.p[i] = xs[i] }
+        geluForward(out.p, inp.p, N: N)
+        geluBackward(dinp.p, inp.p, out.p, dout.p, N: N)
+        for i in 0..<N {
+            let x = Double(xs[i]), k = 0.7978845608028654
+            let th = tanh(k * (x + 0.044715 * x * x * x))
+            let d = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * k * (1 + 0.134145 * x * x)
+            let ref = d * Double(dout.p[i])
+            XCTAssertEqual(Double(dinp.p[i]), ref, accuracy: 2e-6 * max(1, abs(ref)), "x = \(x)")
         }
     }
 
