@@ -213,7 +213,13 @@ enum WideGemm {
             for p in first..<end {
                 let dst = packed + p * nr * K, j0 = p * nr, cols = min(nr, N - j0)
                 if cols < nr { dst.update(repeating: 0, count: nr * K) }
-                if bcs == 1 {  // rows of b are contiguous: copy 32-wide strips
+                if bcs == 1 && cols == nr {  // rows of b are contiguous: copy 32-wide strips
+                    for k in 0..<K {
+                        let s = b + k * brs + j0, d = dst + k * nr
+                        storeVec(loadVec(s), d); storeVec(loadVec(s + 8), d + 8)
+                        storeVec(loadVec(s + 16), d + 16); storeVec(loadVec(s + 24), d + 24)
+                    }
+                } else if bcs == 1 {
                     for k in 0..<K { (dst + k * nr).update(from: b + k * brs + j0, count: cols) }
                 } else {       // columns of b are contiguous (b is a transposed matrix)
                     for j in 0..<cols {
