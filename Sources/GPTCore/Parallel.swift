@@ -64,13 +64,15 @@ public enum Parallel {
 #if os(Linux)
 /// Worker threads that run the chunks of one parallel loop at a time, with the caller.
 ///
-/// A loop is published by bumping `generation`. Every worker in use (`workers` of them)
-/// takes part in every loop: it takes chunk indices from `next` until none is left, then
-/// counts itself off `pending`; the caller takes chunks too and returns when `pending` is
-/// 0, so no worker can still be inside a loop, or read its closure, after `run` returns.
-/// Between loops a worker spins on `generation` for `spinSeconds`, then sleeps on a
-/// condition variable until the next loop. A loop started while another runs (a nested
-/// call, or one from a second thread) runs inline on its caller.
+/// A loop is published by bumping `generation` and opening `entry`. A worker that sees it
+/// joins (counts itself into `inside`, then checks the loop is still open), takes chunk
+/// indices from `next` until none is left, and leaves (counts itself out). The caller takes
+/// chunks too; when every chunk has finished (`done`) it closes the loop and waits for
+/// `inside` to be 0, so no worker can be in a loop, or hold its closure, after `run`
+/// returns. A worker that wakes too late finds the loop closed and does nothing: the
+/// caller never waits for a worker that is not running. Between loops a worker spins on
+/// `generation` for `spinSeconds`, then sleeps on a condition variable. A loop started
+/// while another runs (a nested call, or one from a second thread) runs inline.
 /// `resize` must not be called while a loop runs (`Parallel.setThreads` is called between steps).
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
@@ -82,13 +84,16 @@ final class WorkerPool: @unchecked Sendable {
     static var spinSeconds: Double { GEMMKernel.current == .blas ? 0 : 0.002 }
 
     private let generation = Atomic<Int>(0)
+    /// 1 while the current loop takes workers, 0 once the caller has closed it.
+    private let entry = Atomic<Int>(0)
+    private let inside = Atomic<Int>(0)
     private let next = Atomic<Int>(0)
-    private let pending = Atomic<Int>(0)
+    private let done = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
     private let sleepers = Atomic<Int>(0)
     /// Workers with an index below this take part in loops; the others sleep.
     private let inUse = Atomic<Int>(0)
-    /// The loop being run; written only while `busy` is held, before `generation` moves.
+    /// The loop being run; written only while `busy` is held and no worker is inside.
     nonisolated(unsafe) private var body: ((Int) -> Void)?
     nonisolated(unsafe) private var chunks = 0
     private let sleep = SleepLock()
@@ -114,8 +119,8 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Runs `body(i)` for every i in 0..<count on the workers and this thread; returns when all have run.
     func run(_ count: Int, _ body: (Int) -> Void) {
-        let workers = inUse.load(ordering: .relaxed)
-        guard workers > 0, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+        guard inUse.load(ordering: .relaxed) > 0,
+              busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             for i in 0..<count { body(i) }  // no workers, a nested loop, or another thread's loop is running
             return
         }
@@ -123,17 +128,20 @@ final class WorkerPool: @unchecked Sendable {
             self.body = body
             chunks = count
             next.store(0, ordering: .relaxed)
-            pending.store(workers, ordering: .relaxed)
+            done.store(0, ordering: .relaxed)
+            entry.store(1, ordering: .sequentiallyConsistent)
             generation.add(1, ordering: .sequentiallyConsistent)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 sleep.lock(); sleep.broadcast(); sleep.unlock()
             }
             takeChunks(body)
             var spins = 0
-            while pending.load(ordering: .acquiring) > 0 {
+            while done.load(ordering: .acquiring) < count {  // chunks other threads took
                 spins += 1
-                if spins > 4096 { sched_yield() }  // a worker waits for a core: let it have this one
+                if spins > 4096 { sched_yield() }  // the one running them waits for a core: let it have this one
             }
+            entry.store(0, ordering: .sequentiallyConsistent)
+            while inside.load(ordering: .sequentiallyConsistent) > 0 {}
             self.body = nil
         }
         busy.store(false, ordering: .releasing)
@@ -144,12 +152,13 @@ final class WorkerPool: @unchecked Sendable {
             let i = next.add(1, ordering: .relaxed).oldValue
             if i >= chunks { return }
             body(i)
+            done.add(1, ordering: .releasing)
         }
     }
 
-    /// A worker's part of the current loop. Not inlined: the worker's copy of the closure
-    /// is released when this returns, before the worker counts itself off, so that the
-    /// caller's `withoutActuallyEscaping` finds the closure unshared when the loop ends.
+    /// A worker's part of the open loop, if there is one. Not inlined: the worker's copy of
+    /// the closure is released when this returns, before the worker counts itself out, so
+    /// that the caller's `withoutActuallyEscaping` finds the closure unshared at the end.
     @inline(never)
     private func takePart() {
         guard let body else { return }
@@ -173,12 +182,11 @@ final class WorkerPool: @unchecked Sendable {
                     sleep.unlock()
                 }
             }
-            // A worker in use sees every loop (the next cannot start before it counts itself
-            // off this one); one that was not in use catches up here.
             seen = generation.load(ordering: .acquiring)
             guard index < inUse.load(ordering: .relaxed) else { continue }
-            takePart()
-            pending.subtract(1, ordering: .releasing)
+            inside.add(1, ordering: .sequentiallyConsistent)
+            if entry.load(ordering: .sequentiallyConsistent) == 1 { takePart() }
+            inside.subtract(1, ordering: .sequentiallyConsistent)
         }
     }
 
