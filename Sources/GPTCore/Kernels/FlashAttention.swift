@@ -87,7 +87,6 @@ private func headForwardTile(_ f: HeadForward, i0: Int, mq: Int, s: UnsafeMutabl
     let o = f.out + i0 * f.ldo
     for r in 0..<mq {
         rowMax[r] = -.infinity; rowSum[r] = 0
-        (o + r * f.ldo).update(repeating: 0, count: hs)
     }
     let keys = f.q0 + i0 + mq
     for j0 in stride(from: 0, to: keys, by: Bk) {
@@ -109,8 +108,9 @@ private func headForwardTile(_ f: HeadForward, i0: Int, mq: Int, s: UnsafeMutabl
                            key: dropoutKey, index0: f.dropIndex0 + (i0 + r) * f.dropRowStride + j0)
             }
         }
-        tileGemm(M: mq, N: hs, K: nk, s, am: Bk, ak: 1, f.v + j0 * f.ldv, ldb: f.ldv, o, ldc: f.ldo, accumulate: true,
-                 wide: f.wide)
+        // The first key tile writes the output rows (what the softmax step rescaled is overwritten).
+        tileGemm(M: mq, N: hs, K: nk, s, am: Bk, ak: 1, f.v + j0 * f.ldv, ldb: f.ldv, o, ldc: f.ldo,
+                 accumulate: j0 > 0, wide: f.wide)
     }
     for r in 0..<mq {
         let inv = 1 / rowSum[r], y = o + r * f.ldo

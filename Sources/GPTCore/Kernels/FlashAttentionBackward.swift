@@ -40,12 +40,11 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: Unsaf
     }
 }
 
-/// Backward of one head: zeroes its dq, dk, dv, then accumulates every tile's share.
+/// Backward of one head: D of every row, then every tile's share of dq, dk and dv, the first
+/// share of each row written, the others added.
 private func headBackward(_ g: HeadBackward, _ sc: AttentionScratch) {
     let T = g.T, hs = g.hs, C = g.C, C3 = 3 * C
     for t in 0..<T {
-        let d = g.dq + t * C3
-        d.update(repeating: 0, count: hs); (d + C).update(repeating: 0, count: hs); (d + 2 * C).update(repeating: 0, count: hs)
         let dy = g.dout + t * C, y = g.out + t * C
         var acc = Vec(), i = 0
         while i + 8 <= hs { acc = acc.addingProduct(loadVec(dy + i), loadVec(y + i)); i += 8 }
@@ -86,8 +85,14 @@ private func headBackwardTile(_ g: HeadBackward, _ sc: AttentionScratch, i0: Int
         }
         pd = UnsafePointer(sc.dp)
     }
-    tileGemm(M: nk, N: hs, K: mq, pd, am: 1, ak: Bk, dy, ldb: C, g.dq + 2 * C + j0 * C3, ldc: C3, accumulate: true,
-             wide: g.wide)
+    // Key rows [j0, j0 + seen) of dk and dv have shares from earlier query tiles; the rest get their first.
+    let seen = min(nk, max(0, i0 - j0))
+    func keyRows(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, _ c: UnsafeMutablePointer<Float>) {
+        tileGemm(M: seen, N: hs, K: mq, a, am: 1, ak: Bk, b, ldb: ldb, c, ldc: C3, accumulate: true, wide: g.wide)
+        tileGemm(M: nk - seen, N: hs, K: mq, a + seen, am: 1, ak: Bk, b, ldb: ldb, c + seen * C3, ldc: C3,
+                 accumulate: false, wide: g.wide)
+    }
+    keyRows(pd, dy, ldb: C, g.dq + 2 * C + j0 * C3)
     // dS = P (dropout(dout v^T) - D), scaled.
     tileGemm(M: mq, N: nk, K: hs, dy, am: C, ak: 1, sc.vt + j0, ldb: T, sc.dp, ldc: Bk, accumulate: false, wide: g.wide)
     let mask = drop ? UnsafePointer(sc.s) : nil, D = UnsafePointer(sc.rows + i0)
@@ -97,10 +102,9 @@ private func headBackwardTile(_ g: HeadBackward, _ sc: AttentionScratch, i0: Int
         Vec.softmaxGradTile(sc.dp, sc.p, mask, ld: Bk, rows: mq, width: nk, D: D, scale: g.scale)
     }
     // dq += dS k ; dk += dS^T q
-    tileGemm(M: mq, N: hs, K: nk, sc.dp, am: Bk, ak: 1, k, ldb: C3, g.dq + i0 * C3, ldc: C3, accumulate: true,
+    tileGemm(M: mq, N: hs, K: nk, sc.dp, am: Bk, ak: 1, k, ldb: C3, g.dq + i0 * C3, ldc: C3, accumulate: j0 > 0,
              wide: g.wide)
-    tileGemm(M: nk, N: hs, K: mq, sc.dp, am: 1, ak: Bk, q, ldb: C3, g.dq + C + j0 * C3, ldc: C3, accumulate: true,
-             wide: g.wide)
+    keyRows(sc.dp, q, ldb: C3, g.dq + C + j0 * C3)
 }
 
 /// out[c] = a[c] * b[c] for c in 0..<n.
