@@ -183,7 +183,8 @@ extension FloatVector {
     /// stride lds, of query positions t0 ..< t0 + rows and key positions j0 ..< j0 + width,
     /// become exp(scale s - m) with m the running row maximum (0 right of the diagonal); the
     /// running maximum and sum (rows each) are updated, and the output rows o (row stride
-    /// ldo, hs columns) rescaled to the new maximum.
+    /// ldo, hs columns) rescaled to the new maximum, except on a row's first tile (running
+    /// maximum -inf), whose product the caller writes over them.
     @inlinable @inline(__always)
     public static func onlineSoftmaxTile(_ s: UnsafeMutablePointer<Float>, lds: Int, rows: Int, width: Int,
                                          t0: Int, j0: Int, scale: Float, max rowMax: UnsafeMutablePointer<Float>,
@@ -195,10 +196,11 @@ extension FloatVector {
             guard valid > 0 else { row.update(repeating: 0, count: width); continue }
             let mx = Swift.max(rowMax[r], maxOfRow(row, valid) * scale)
             let sum = causalExpRow(row, valid: valid, width: width, scale: scale, shift: mx)
+            let first = rowMax[r] == -.infinity
             let corr = fastExp(Self(repeating: rowMax[r] - mx))
             rowSum[r] = rowSum[r] * corr[0] + sum
             rowMax[r] = mx
-            if corr[0] != 1 { scaleRow(o + r * ldo, hs, by: corr) }
+            if !first && corr[0] != 1 { scaleRow(o + r * ldo, hs, by: corr) }
         }
     }
 
