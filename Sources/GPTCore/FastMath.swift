@@ -7,7 +7,20 @@ import GPTWideKernels
 
 public typealias Vec = SIMD8<Float>
 
-/// exp of every lane (Cephes expf, the one definition for every width: GPTWideKernels' SIMD.fastExp).
+/// The baseline's vector for GPTWideKernels' generic kernels (SIMDKernels.swift), which
+/// GPTCore instantiates at this width with its own compile flags.
+extension SIMD8: FloatVector where Scalar == Float {
+    @inlinable @inline(__always)
+    public static func lanes(_ a: Self, greaterThan b: Self) -> SIMDMask<MaskStorage> { a .> b }
+    @inlinable @inline(__always)
+    public static func lanes(_ a: Self, lessThan b: Self) -> SIMDMask<MaskStorage> { a .< b }
+    @inlinable @inline(__always)
+    public static func twoToThe(rounded z: Self) -> Self {
+        unsafeBitCast((unsafeBitCast(z, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23, to: Self.self)
+    }
+}
+
+/// exp of every lane (Cephes expf, one definition for every width: GPTWideKernels' FloatVector.fastExp).
 @inline(__always)
 public func fastExp(_ x: Vec) -> Vec {
     Vec.fastExp(x)

@@ -62,7 +62,7 @@ private func tile8x32(_ K: Int, _ a: UnsafePointer<Float>, _ am: Int, _ ak: Int,
 #endif
 }
 
-/// SIMD.onlineSoftmaxTile at 16 floats.
+/// FloatVector.onlineSoftmaxTile at 16 floats.
 @inline(never)
 public func wideOnlineSoftmaxTile(_ s: UnsafeMutablePointer<Float>, lds: Int, rows: Int, width: Int, t0: Int, j0: Int,
                                   scale: Float, max rowMax: UnsafeMutablePointer<Float>,
@@ -72,14 +72,14 @@ public func wideOnlineSoftmaxTile(_ s: UnsafeMutablePointer<Float>, lds: Int, ro
                         sum: rowSum, out: o, ldo: ldo, hs: hs)
 }
 
-/// SIMD.causalExpTile at 16 floats.
+/// FloatVector.causalExpTile at 16 floats.
 @inline(never)
 public func wideCausalExpTile(_ p: UnsafeMutablePointer<Float>, ldp: Int, rows: Int, width: Int, t0: Int, j0: Int,
                               scale: Float, lse: UnsafePointer<Float>) {
     W.causalExpTile(p, ldp: ldp, rows: rows, width: width, t0: t0, j0: j0, scale: scale, lse: lse)
 }
 
-/// SIMD.softmaxGradTile at 16 floats.
+/// FloatVector.softmaxGradTile at 16 floats.
 @inline(never)
 public func wideSoftmaxGradTile(_ d: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>,
                                 _ mask: UnsafePointer<Float>?, ld: Int, rows: Int, width: Int,

@@ -85,9 +85,7 @@ private func headForwardTile(_ f: HeadForward, i0: Int, mq: Int, s: UnsafeMutabl
                              dropoutP: Float, dropoutKey: UInt32) {
     let Bk = attentionKeyTile, hs = f.hs
     let o = f.out + i0 * f.ldo
-    for r in 0..<mq {
-        rowMax[r] = -.infinity; rowSum[r] = 0
-    }
+    for r in 0..<mq { rowMax[r] = -.infinity; rowSum[r] = 0 }
     let keys = f.q0 + i0 + mq
     for j0 in stride(from: 0, to: keys, by: Bk) {
         let nk = min(Bk, keys - j0)
@@ -108,7 +106,7 @@ private func headForwardTile(_ f: HeadForward, i0: Int, mq: Int, s: UnsafeMutabl
                            key: dropoutKey, index0: f.dropIndex0 + (i0 + r) * f.dropRowStride + j0)
             }
         }
-        // The first key tile writes the output rows (what the softmax step rescaled is overwritten).
+        // The first key tile writes the output rows, the others add to them.
         tileGemm(M: mq, N: hs, K: nk, s, am: Bk, ak: 1, f.v + j0 * f.ldv, ldb: f.ldv, o, ldc: f.ldo,
                  accumulate: j0 > 0, wide: f.wide)
     }

@@ -12,7 +12,7 @@ import GPTWideKernels
 //   - AVX-512, where `GEMMKernel.current` is `.avx512`: 8 rows x 32 columns in sixteen
 //     SIMD16 accumulators of the 32 (GPTWideKernels' wideTileGemm), about twice as fast.
 // The tiling around the register tile and its edges are one generic definition
-// (SIMD.tileGemm in GPTWideKernels).
+// (FloatVector.tileGemm in GPTWideKernels).
 
 /// c (M,N) = a (M,K) b (K,N), or c += a b when `accumulate`; on the AVX-512 kernel when `wide`.
 /// a's element (m, k) is `a[m * am + k * ak]` (so either a or a^T can be passed);
