@@ -13,8 +13,6 @@ extension SIMD8: FloatVector where Scalar == Float {
     @inlinable @inline(__always)
     public static func lanes(_ a: Self, greaterThan b: Self) -> SIMDMask<MaskStorage> { a .> b }
     @inlinable @inline(__always)
-    public static func lanes(_ a: Self, lessThan b: Self) -> SIMDMask<MaskStorage> { a .< b }
-    @inlinable @inline(__always)
     public static func twoToThe(rounded z: Self) -> Self {
         unsafeBitCast((unsafeBitCast(z, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23, to: Self.self)
     }

@@ -14,8 +14,6 @@
 public protocol FloatVector: SIMD where Scalar == Float, MaskStorage.Scalar == Int32 {
     /// The lanes where a > b.
     static func lanes(_ a: Self, greaterThan b: Self) -> SIMDMask<MaskStorage>
-    /// The lanes where a < b.
-    static func lanes(_ a: Self, lessThan b: Self) -> SIMDMask<MaskStorage>
     /// 2^n for each lane of z = n + 1.5 * 2^23 (an integer n rounded by the float adder).
     static func twoToThe(rounded z: Self) -> Self
 }
@@ -23,8 +21,6 @@ public protocol FloatVector: SIMD where Scalar == Float, MaskStorage.Scalar == I
 extension SIMD16: FloatVector where Scalar == Float {
     @inlinable @inline(__always)
     public static func lanes(_ a: Self, greaterThan b: Self) -> SIMDMask<MaskStorage> { a .> b }
-    @inlinable @inline(__always)
-    public static func lanes(_ a: Self, lessThan b: Self) -> SIMDMask<MaskStorage> { a .< b }
     @inlinable @inline(__always)
     public static func twoToThe(rounded z: Self) -> Self {
         unsafeBitCast((unsafeBitCast(z, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23, to: Self.self)
@@ -50,7 +46,8 @@ extension FloatVector {
         // float-to-int conversion, which the standard library does lane by lane
         // (30x slower here); the integer n then sits in the low bits of z.
         let lo = Self(repeating: -87), hi = Self(repeating: 88)
-        let x0 = xIn.replacing(with: lo, where: lanes(xIn, lessThan: lo)).replacing(with: hi, where: lanes(xIn, greaterThan: hi))
+        let x0 = xIn.replacing(with: lo, where: lanes(lo, greaterThan: xIn))
+            .replacing(with: hi, where: lanes(xIn, greaterThan: hi))
         let magic = Self(repeating: 12_582_912.0)
         let z = x0 * 1.44269504088896341 + magic
         let n = z - magic
@@ -76,7 +73,8 @@ extension FloatVector {
     public static func tileGemm(M: Int, N: Int, K: Int, _ a: UnsafePointer<Float>, am: Int, ak: Int,
                                 _ b: UnsafePointer<Float>, ldb: Int, _ c: UnsafeMutablePointer<Float>, ldc: Int,
                                 accumulate: Bool, rows: Int, columns: Int,
-                                tile: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+                                tile: (UnsafePointer<Float>, UnsafePointer<Float>,
+                                       UnsafeMutablePointer<Float>) -> Void) {
         var m = 0
         while m + rows <= M {
             var n = 0
@@ -118,7 +116,11 @@ extension FloatVector {
     public static func maxOfRow(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = Self(repeating: -.infinity)
         var c = 0
-        while c + scalarCount <= n { let v = load(row + c); acc = acc.replacing(with: v, where: lanes(v, greaterThan: acc)); c += scalarCount }
+        while c + scalarCount <= n {
+            let v = load(row + c)
+            acc = acc.replacing(with: v, where: lanes(v, greaterThan: acc))
+            c += scalarCount
+        }
         var mx = acc[0]
         for i in 1..<scalarCount { mx = Swift.max(mx, acc[i]) }
         while c < n { mx = Swift.max(mx, row[c]); c += 1 }
@@ -230,7 +232,10 @@ extension FloatVector {
                 }
                 while c < width { dr[c] = pr[c] * (dr[c] * m[c] - Dr) * scale; c += 1 }
             } else {
-                while c + scalarCount <= width { (load(pr + c) * (load(dr + c) - dv) * sv).store(dr + c); c += scalarCount }
+                while c + scalarCount <= width {
+                    (load(pr + c) * (load(dr + c) - dv) * sv).store(dr + c)
+                    c += scalarCount
+                }
                 while c < width { dr[c] = pr[c] * (dr[c] - Dr) * scale; c += 1 }
             }
         }
