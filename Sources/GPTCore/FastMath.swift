@@ -1,3 +1,5 @@
+import GPTWideKernels
+
 // Vectorised exp and tanh for the softmax, cross-entropy and GELU kernels.
 // libm's expf/tanhf are scalar calls; these are straight-line SIMD code that
 // LLVM keeps in vector registers. Accuracy: within 2 ulp of expf over the
@@ -5,28 +7,21 @@
 
 public typealias Vec = SIMD8<Float>
 
+/// The baseline's vector for GPTWideKernels' generic kernels (SIMDKernels.swift), which
+/// GPTCore instantiates at this width with its own compile flags.
+extension SIMD8: FloatVector where Scalar == Float {
+    @inlinable @inline(__always)
+    public static func lanes(_ a: Self, greaterThan b: Self) -> SIMDMask<MaskStorage> { a .> b }
+    @inlinable @inline(__always)
+    public static func twoToThe(rounded z: Self) -> Self {
+        unsafeBitCast((unsafeBitCast(z, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23, to: Self.self)
+    }
+}
+
+/// exp of every lane (Cephes expf, one definition for every width: GPTWideKernels' FloatVector.fastExp).
 @inline(__always)
-public func fastExp(_ xIn: Vec) -> Vec {
-    // Cephes expf: exp(x) = 2^n * exp(r), r = x - n ln2, |r| <= ln2/2.
-    // n is rounded with the 1.5 * 2^23 trick rather than SIMD `rounded()` and a
-    // float-to-int conversion, which the standard library does lane by lane
-    // (30x slower here); the integer n then sits in the low bits of z.
-    let x0 = xIn.replacing(with: Vec(repeating: -87), where: xIn .< -87)
-        .replacing(with: Vec(repeating: 88), where: xIn .> 88)
-    let magic = Vec(repeating: 12_582_912.0)
-    let z = x0 * 1.44269504088896341 + magic
-    let n = z - magic
-    var r = x0 - n * 0.693359375
-    r = r - n * -2.12194440e-4
-    var p = Vec(repeating: 1.9875691500e-4)
-    p = p * r + 1.3981999507e-3
-    p = p * r + 8.3334519073e-3
-    p = p * r + 4.1665795894e-2
-    p = p * r + 1.6666665459e-1
-    p = p * r + 5.0000001201e-1
-    p = p * (r * r) + r + 1
-    let bits = (unsafeBitCast(z, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
-    return p * unsafeBitCast(bits, to: Vec.self)
+public func fastExp(_ x: Vec) -> Vec {
+    Vec.fastExp(x)
 }
 
 @inline(__always)

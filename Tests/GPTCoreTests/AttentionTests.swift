@@ -3,7 +3,8 @@ import GPTCore
 
 /// The tiled attention against the reference (whole T x T matrices): every output and
 /// gradient, on shapes that cross tiles, end mid-tile, or have one position; with and
-/// without dropout; plus finite differences and the KV-cache step.
+/// without dropout; plus finite differences and the KV-cache step. Each on both kernel
+/// levels: AVX2 (`GEMMKernel.blas`) and, where the CPU has it, AVX-512.
 final class AttentionTests: XCTestCase {
     /// (B, T, C, NH): one position, less than a query tile, exactly one, query tiles with a ragged
     /// end, exactly one key tile, key tiles with a ragged end (the running max and sum carried
@@ -18,7 +19,22 @@ final class AttentionTests: XCTestCase {
         return d / m
     }
 
-    func testTiledMatchesReference() {
+    /// Runs `body` with `kernel` as the current one; skips where this CPU cannot run it.
+    private func on(_ kernel: GEMMKernel, _ body: () -> Void) throws {
+        guard GEMMKernel.available(kernel) else {
+            throw XCTSkip("this CPU lacks AVX-512 (\(GEMMKernel.avx512Flags.sorted().joined(separator: ", ")))")
+        }
+        GEMMKernel.with(kernel, body)
+    }
+
+    func testTiledMatchesReferenceAVX2() throws { try on(.blas) { tiledMatchesReference("AVX2") } }
+    func testTiledMatchesReferenceAVX512() throws { try on(.avx512) { tiledMatchesReference("AVX-512") } }
+    func testTiledGradientFiniteDifferencesAVX2() throws { try on(.blas, tiledGradientFiniteDifferences) }
+    func testTiledGradientFiniteDifferencesAVX512() throws { try on(.avx512, tiledGradientFiniteDifferences) }
+    func testCachedStepMatchesReferenceAVX2() throws { try on(.blas, cachedStepMatchesReference) }
+    func testCachedStepMatchesReferenceAVX512() throws { try on(.avx512, cachedStepMatchesReference) }
+
+    private func tiledMatchesReference(_ level: String) {
         for (B, T, C, NH) in shapes {
             for p: Float in [0, 0.3] {
                 let qkv = Buf(B * T * 3 * C, seed: UInt64(T), scale: 2), dout = Buf(B * T * C, seed: 5)
@@ -33,7 +49,7 @@ final class AttentionTests: XCTestCase {
                 attentionForward(out.p, lse.p, qkv.p, B: B, T: T, C: C, NH: NH, dropoutP: p, dropoutKey: key)
                 attentionBackward(d.p, dout.p, qkv.p, out.p, lse.p, B: B, T: T, C: C, NH: NH,
                                   dropoutP: p, dropoutKey: key)
-                let name = "B\(B) T\(T) C\(C) NH\(NH) p\(p)"
+                let name = "\(level) B\(B) T\(T) C\(C) NH\(NH) p\(p)"
                 let dOut = maxDiff(out.p, refOut.p, out.n)
                 let parts = (0..<3).map { part in
                     var worst: Float = 0, m: Float = 1
@@ -66,7 +82,7 @@ final class AttentionTests: XCTestCase {
         }
     }
 
-    func testTiledGradientFiniteDifferences() {
+    private func tiledGradientFiniteDifferences() {
         for (B, T, C, NH) in [(2, 5, 8, 2), (1, 70, 16, 2), (1, 270, 8, 1)] {
             for p: Float in [0, 0.3] {
                 let qkv = Buf(B * T * 3 * C, seed: 1), out = Buf(zeros: B * T * C), lse = Buf(zeros: B * NH * T)
@@ -78,8 +94,8 @@ final class AttentionTests: XCTestCase {
                 }
                 _ = loss()
                 attentionBackward(dqkv.p, r.p, qkv.p, out.p, lse.p, B: B, T: T, C: C, NH: NH, dropoutP: p, dropoutKey: key)
-                checkGradient("tiled attention T\(T) p\(p)", param: qkv.p, count: qkv.n, analytic: dqkv.array,
-                              samples: 120, loss: loss)
+                checkGradient("tiled attention \(GEMMKernel.current) T\(T) p\(p)", param: qkv.p, count: qkv.n,
+                              analytic: dqkv.array, samples: 120, loss: loss)
             }
         }
     }
@@ -96,7 +112,7 @@ final class AttentionTests: XCTestCase {
         XCTAssertNotEqual(out1.p[70 * C], out2.p[70 * C])
     }
 
-    func testCachedStepMatchesReference() {
+    private func cachedStepMatchesReference() {
         // Every position of a sequence, one cached step at a time, against the reference
         // step and against the last row of the full causal forward.
         let T = 90, C = 32, NH = 2
@@ -112,7 +128,8 @@ final class AttentionTests: XCTestCase {
             attentionCachedReferenceForward(y2.p, scores.p, x, kcache: k2.p, vcache: v2.p, pos: pos, C: C, NH: NH)
             worst = max(worst, maxDiff(y1.p, y2.p, C), maxDiff(y1.p, full.p + pos * C, C))
         }
-        print(String(format: "attention cached step: max diff %.1e over %d positions", worst, T))
+        print(String(format: "attention cached step, %@: max diff %.1e over %d positions",
+                     GEMMKernel.current.rawValue, worst, T))
         XCTAssertLessThan(worst, 2e-5)
     }
 }

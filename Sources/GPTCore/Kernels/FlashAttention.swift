@@ -1,3 +1,4 @@
+import GPTWideKernels
 #if canImport(Glibc)
 import Glibc
 #else
@@ -19,6 +20,10 @@ import Darwin
 //
 // Layout as the reference: q, k, v are read in place from qkv (B,T,3C), head h
 // of q is columns [h hs, (h+1) hs) with row stride 3C, k at +C, v at +2C.
+//
+// The tile products and the softmax rows run 8 floats wide (AVX2) or, where
+// `GEMMKernel.current` is `.avx512`, 16 wide (GPTWideKernels); the rows are one generic
+// definition (GPTWideKernels' SIMDKernels.swift) for both.
 
 /// Query rows and key columns of one tile (measured on the baby GPT's shapes; docs/PERFORMANCE.md).
 let attentionQueryTile = 32, attentionKeyTile = 256
@@ -58,37 +63,6 @@ func transposeRows(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Floa
     }
 }
 
-/// The largest of n floats.
-@inline(__always)
-func maxOfRow(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = Vec(repeating: -.infinity)
-    var c = 0
-    while c + 8 <= n { let v = loadVec(row + c); acc = acc.replacing(with: v, where: v .> acc); c += 8 }
-    var mx = acc[0]
-    for i in 1..<8 { mx = max(mx, acc[i]) }
-    while c < n { mx = max(mx, row[c]); c += 1 }
-    return mx
-}
-
-/// The causal softmax weights of one tile row, in place: row[c] = exp(scale row[c] - shift)
-/// for the `valid` columns left of the diagonal, 0 for the rest of `width`; returns their sum.
-@inline(__always)
-func causalExpRow(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, scale: Float, shift: Float) -> Float {
-    let sv = Vec(repeating: scale), mv = Vec(repeating: shift)
-    var acc = Vec()
-    var c = 0
-    while c + 8 <= valid {
-        let e = fastExp(loadVec(row + c) * sv - mv)
-        storeVec(e, row + c)
-        acc += e
-        c += 8
-    }
-    var sum = acc.sum()
-    while c < valid { row[c] = fastExp(row[c] * scale - shift); sum += row[c]; c += 1 }
-    while c < width { row[c] = 0; c += 1 }
-    return sum
-}
-
 /// What one head's forward reads and writes; positions of queries start at `q0`, keys at 0.
 private struct HeadForward {
     let q: UnsafePointer<Float>, ldq: Int       // (nq, hs)
@@ -99,6 +73,8 @@ private struct HeadForward {
     let nq: Int, q0: Int, hs: Int, scale: Float
     /// The dropout mask index of (query row 0, key 0), and of the next query row.
     let dropIndex0: Int, dropRowStride: Int
+    /// Whether the AVX-512 kernels run.
+    let wide: Bool
 }
 
 /// Forward of one head over query rows [i0, i0 + mq): online softmax over the key tiles
@@ -109,31 +85,30 @@ private func headForwardTile(_ f: HeadForward, i0: Int, mq: Int, s: UnsafeMutabl
                              dropoutP: Float, dropoutKey: UInt32) {
     let Bk = attentionKeyTile, hs = f.hs
     let o = f.out + i0 * f.ldo
-    for r in 0..<mq {
-        rowMax[r] = -.infinity; rowSum[r] = 0
-        (o + r * f.ldo).update(repeating: 0, count: hs)
-    }
+    for r in 0..<mq { rowMax[r] = -.infinity; rowSum[r] = 0 }
     let keys = f.q0 + i0 + mq
     for j0 in stride(from: 0, to: keys, by: Bk) {
         let nk = min(Bk, keys - j0)
         tileGemm(M: mq, N: nk, K: hs, f.q + i0 * f.ldq, am: f.ldq, ak: 1, f.kt + j0, ldb: f.ldkt, s, ldc: Bk,
-                 accumulate: false)
-        for r in 0..<mq {
-            let row = s + r * Bk, t = f.q0 + i0 + r
-            let valid = max(0, min(nk, t - j0 + 1))
-            guard valid > 0 else { row.update(repeating: 0, count: nk); continue }
-            let mx = max(rowMax[r], maxOfRow(row, valid) * f.scale)
-            let sum = causalExpRow(row, valid: valid, width: nk, scale: f.scale, shift: mx)
-            let corr = fastExp(rowMax[r] - mx)
-            rowSum[r] = rowSum[r] * corr + sum
-            rowMax[r] = mx
-            if corr != 1 { let y = o + r * f.ldo; for i in 0..<hs { y[i] *= corr } }
-            if dropoutP > 0 {
-                dropoutRow(row, row, N: valid, p: dropoutP, key: dropoutKey,
-                           index0: f.dropIndex0 + (i0 + r) * f.dropRowStride + j0)
+                 accumulate: false, wide: f.wide)
+        let t0 = f.q0 + i0
+        if f.wide {
+            wideOnlineSoftmaxTile(s, lds: Bk, rows: mq, width: nk, t0: t0, j0: j0, scale: f.scale, max: rowMax,
+                                  sum: rowSum, out: o, ldo: f.ldo, hs: hs)
+        } else {
+            Vec.onlineSoftmaxTile(s, lds: Bk, rows: mq, width: nk, t0: t0, j0: j0, scale: f.scale, max: rowMax,
+                                  sum: rowSum, out: o, ldo: f.ldo, hs: hs)
+        }
+        if dropoutP > 0 {
+            for r in 0..<mq {
+                let row = s + r * Bk
+                dropoutRow(row, row, N: Vec.causalColumns(query: t0 + r, firstKey: j0, width: nk), p: dropoutP,
+                           key: dropoutKey, index0: f.dropIndex0 + (i0 + r) * f.dropRowStride + j0)
             }
         }
-        tileGemm(M: mq, N: hs, K: nk, s, am: Bk, ak: 1, f.v + j0 * f.ldv, ldb: f.ldv, o, ldc: f.ldo, accumulate: true)
+        // The first key tile writes the output rows, the others add to them.
+        tileGemm(M: mq, N: hs, K: nk, s, am: Bk, ak: 1, f.v + j0 * f.ldv, ldb: f.ldv, o, ldc: f.ldo,
+                 accumulate: j0 > 0, wide: f.wide)
     }
     for r in 0..<mq {
         let inv = 1 / rowSum[r], y = o + r * f.ldo
@@ -158,7 +133,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ lse: UnsafeMu
                              dropoutP: Float = 0, dropoutKey: UInt32 = 0) {
     precondition(C % NH == 0, "n_embd must be divisible by n_head")
     let hs = C / NH, C3 = 3 * C
-    let scale = 1 / Float(hs).squareRoot()
+    let scale = 1 / Float(hs).squareRoot(), wide = GEMMKernel.current == .avx512
     Parallel.forChunks(B * NH) { start, end in
         let sc = AttentionScratch(hs: hs, T: T)
         defer { sc.free() }
@@ -168,7 +143,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ lse: UnsafeMu
             transposeRows(sc.kt, q + C, n: T, cols: hs, ld: C3)
             let f = HeadForward(q: q, ldq: C3, kt: sc.kt, ldkt: T, v: q + 2 * C, ldv: C3,
                                 out: out + b * T * C + h * hs, ldo: C, lse: lse + bh * T, nq: T, q0: 0, hs: hs,
-                                scale: scale, dropIndex0: bh * T * T, dropRowStride: T)
+                                scale: scale, dropIndex0: bh * T * T, dropRowStride: T, wide: wide)
             headForward(f, sc, dropoutP: dropoutP, dropoutKey: dropoutKey)
         }
     }
@@ -185,13 +160,13 @@ public func attentionCachedForward(_ out: UnsafeMutablePointer<Float>, _ qkv: Un
     let hs = C / NH, keys = pos + 1
     (kcache + pos * C).update(from: qkv + C, count: C)
     (vcache + pos * C).update(from: qkv + 2 * C, count: C)
-    let sc = AttentionScratch(hs: hs, T: keys)
+    let sc = AttentionScratch(hs: hs, T: keys), wide = GEMMKernel.current == .avx512
     defer { sc.free() }
     for h in 0..<NH {
         transposeRows(sc.kt, kcache + h * hs, n: keys, cols: hs, ld: C)
         let f = HeadForward(q: qkv + h * hs, ldq: 3 * C, kt: sc.kt, ldkt: keys, v: vcache + h * hs, ldv: C,
                             out: out + h * hs, ldo: C, lse: nil, nq: 1, q0: pos, hs: hs,
-                            scale: 1 / Float(hs).squareRoot(), dropIndex0: 0, dropRowStride: 0)
+                            scale: 1 / Float(hs).squareRoot(), dropIndex0: 0, dropRowStride: 0, wide: wide)
         headForward(f, sc, dropoutP: 0, dropoutKey: 0)
     }
 }

@@ -1,3 +1,5 @@
+import GPTWideKernels
+
 // MARK: - Backward of the tiled causal attention
 //
 // Per (batch, head), for each query tile and each key tile up to the diagonal:
@@ -12,6 +14,8 @@ private struct HeadBackward {
     let dq: UnsafeMutablePointer<Float>
     let T: Int, hs: Int, C: Int, scale: Float
     let dropoutP: Float, dropoutKey: UInt32, dropIndex0: Int
+    /// Whether the AVX-512 kernels run.
+    let wide: Bool
 }
 
 /// Backward of attentionForward. dqkv (B,T,3C) is written (not accumulated); out (B,T,C)
@@ -20,7 +24,7 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: Unsaf
                               _ qkv: UnsafePointer<Float>, _ out: UnsafePointer<Float>, _ lse: UnsafePointer<Float>,
                               B: Int, T: Int, C: Int, NH: Int, dropoutP: Float = 0, dropoutKey: UInt32 = 0) {
     precondition(C % NH == 0, "n_embd must be divisible by n_head")
-    let hs = C / NH, C3 = 3 * C
+    let hs = C / NH, C3 = 3 * C, wide = GEMMKernel.current == .avx512
     Parallel.forChunks(B * NH) { start, end in
         let sc = AttentionScratch(hs: hs, T: T)
         defer { sc.free() }
@@ -30,18 +34,17 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ dout: Unsaf
             let g = HeadBackward(q: qkv + b * T * C3 + h * hs, dout: dout + rows, out: out + rows, lse: lse + bh * T,
                                  dq: dqkv + b * T * C3 + h * hs, T: T, hs: hs, C: C,
                                  scale: 1 / Float(hs).squareRoot(), dropoutP: dropoutP, dropoutKey: dropoutKey,
-                                 dropIndex0: bh * T * T)
+                                 dropIndex0: bh * T * T, wide: wide)
             headBackward(g, sc)
         }
     }
 }
 
-/// Backward of one head: zeroes its dq, dk, dv, then accumulates every tile's share.
+/// Backward of one head: D of every row, then every tile's share of dq, dk and dv, the first
+/// share of each row written, the others added.
 private func headBackward(_ g: HeadBackward, _ sc: AttentionScratch) {
     let T = g.T, hs = g.hs, C = g.C, C3 = 3 * C
     for t in 0..<T {
-        let d = g.dq + t * C3
-        d.update(repeating: 0, count: hs); (d + C).update(repeating: 0, count: hs); (d + 2 * C).update(repeating: 0, count: hs)
         let dy = g.dout + t * C, y = g.out + t * C
         var acc = Vec(), i = 0
         while i + 8 <= hs { acc = acc.addingProduct(loadVec(dy + i), loadVec(y + i)); i += 8 }
@@ -65,10 +68,11 @@ private func headBackwardTile(_ g: HeadBackward, _ sc: AttentionScratch, i0: Int
     let T = g.T, hs = g.hs, C = g.C, C3 = 3 * C, Bk = attentionKeyTile
     let q = g.q + i0 * C3, k = g.q + C + j0 * C3, dy = g.dout + i0 * C
     // P, recomputed from the forward's log-sum-exp.
-    tileGemm(M: mq, N: nk, K: hs, q, am: C3, ak: 1, sc.kt + j0, ldb: T, sc.p, ldc: Bk, accumulate: false)
-    for r in 0..<mq {
-        let row = sc.p + r * Bk
-        _ = causalExpRow(row, valid: max(0, min(nk, i0 + r - j0 + 1)), width: nk, scale: g.scale, shift: g.lse[i0 + r])
+    tileGemm(M: mq, N: nk, K: hs, q, am: C3, ak: 1, sc.kt + j0, ldb: T, sc.p, ldc: Bk, accumulate: false, wide: g.wide)
+    if g.wide {
+        wideCausalExpTile(sc.p, ldp: Bk, rows: mq, width: nk, t0: i0, j0: j0, scale: g.scale, lse: g.lse + i0)
+    } else {
+        Vec.causalExpTile(sc.p, ldp: Bk, rows: mq, width: nk, t0: i0, j0: j0, scale: g.scale, lse: g.lse + i0)
     }
     // dv += dropout(P)^T dout; the tile's keep factors are drawn once (into sc.s) for P and dP.
     var pd = UnsafePointer(sc.p)
@@ -81,16 +85,26 @@ private func headBackwardTile(_ g: HeadBackward, _ sc: AttentionScratch, i0: Int
         }
         pd = UnsafePointer(sc.dp)
     }
-    tileGemm(M: nk, N: hs, K: mq, pd, am: 1, ak: Bk, dy, ldb: C, g.dq + 2 * C + j0 * C3, ldc: C3, accumulate: true)
+    // Key rows [j0, j0 + seen) of dk and dv have shares from earlier query tiles; the rest get their first.
+    let seen = min(nk, max(0, i0 - j0))
+    func keyRows(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, _ c: UnsafeMutablePointer<Float>) {
+        tileGemm(M: seen, N: hs, K: mq, a, am: 1, ak: Bk, b, ldb: ldb, c, ldc: C3, accumulate: true, wide: g.wide)
+        tileGemm(M: nk - seen, N: hs, K: mq, a + seen, am: 1, ak: Bk, b, ldb: ldb, c + seen * C3, ldc: C3,
+                 accumulate: false, wide: g.wide)
+    }
+    keyRows(pd, dy, ldb: C, g.dq + 2 * C + j0 * C3)
     // dS = P (dropout(dout v^T) - D), scaled.
-    tileGemm(M: mq, N: nk, K: hs, dy, am: C, ak: 1, sc.vt + j0, ldb: T, sc.dp, ldc: Bk, accumulate: false)
-    for r in 0..<mq {
-        softmaxGradRow(sc.dp + r * Bk, sc.p + r * Bk, drop ? UnsafePointer(sc.s + r * Bk) : nil, n: nk,
-                       D: sc.rows[i0 + r], scale: g.scale)
+    tileGemm(M: mq, N: nk, K: hs, dy, am: C, ak: 1, sc.vt + j0, ldb: T, sc.dp, ldc: Bk, accumulate: false, wide: g.wide)
+    let mask = drop ? UnsafePointer(sc.s) : nil, D = UnsafePointer(sc.rows + i0)
+    if g.wide {
+        wideSoftmaxGradTile(sc.dp, sc.p, mask, ld: Bk, rows: mq, width: nk, D: D, scale: g.scale)
+    } else {
+        Vec.softmaxGradTile(sc.dp, sc.p, mask, ld: Bk, rows: mq, width: nk, D: D, scale: g.scale)
     }
     // dq += dS k ; dk += dS^T q
-    tileGemm(M: mq, N: hs, K: nk, sc.dp, am: Bk, ak: 1, k, ldb: C3, g.dq + i0 * C3, ldc: C3, accumulate: true)
-    tileGemm(M: nk, N: hs, K: mq, sc.dp, am: 1, ak: Bk, q, ldb: C3, g.dq + C + j0 * C3, ldc: C3, accumulate: true)
+    tileGemm(M: mq, N: hs, K: nk, sc.dp, am: Bk, ak: 1, k, ldb: C3, g.dq + i0 * C3, ldc: C3, accumulate: j0 > 0,
+             wide: g.wide)
+    keyRows(sc.dp, q, ldb: C3, g.dq + C + j0 * C3)
 }
 
 /// out[c] = a[c] * b[c] for c in 0..<n.
@@ -100,20 +114,4 @@ private func multiplyRow(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<
     var c = 0
     while c + 8 <= n { storeVec(loadVec(a + c) * loadVec(b + c), out + c); c += 8 }
     while c < n { out[c] = a[c] * b[c]; c += 1 }
-}
-
-/// One row of dS in place: d[c] = p[c] (d[c] mask[c] - D) scale, or without the mask
-/// (dropout off) p[c] (d[c] - D) scale.
-@inline(__always)
-private func softmaxGradRow(_ d: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>,
-                            _ mask: UnsafePointer<Float>?, n: Int, D: Float, scale: Float) {
-    let dv = Vec(repeating: D), sv = Vec(repeating: scale)
-    var c = 0
-    if let m = mask {
-        while c + 8 <= n { storeVec(loadVec(p + c) * (loadVec(d + c) * loadVec(m + c) - dv) * sv, d + c); c += 8 }
-        while c < n { d[c] = p[c] * (d[c] * m[c] - D) * scale; c += 1 }
-    } else {
-        while c + 8 <= n { storeVec(loadVec(p + c) * (loadVec(d + c) - dv) * sv, d + c); c += 8 }
-        while c < n { d[c] = p[c] * (d[c] - D) * scale; c += 1 }
-    }
 }

@@ -1,36 +1,37 @@
+import GPTWideKernels
+
 // MARK: - The attention tiles' matrix products, in registers
 //
 // The tiled attention multiplies small blocks (a tile of 32 queries by up to 256
 // keys, head_size deep) thousands of times a step. At that size cblas_sgemm's
 // packing and dispatch cost more than they save (measured: docs/PERFORMANCE.md),
-// so the tiles go through this register-blocked kernel:
-// 4 rows x 16 columns of c in eight SIMD8 accumulators, one broadcast of `a` and
-// two loads of `b` per step of k, which fits the 16 vector registers of AVX2 (the
-// package's baseline, `-target-cpu haswell`) and therefore any wider machine too.
+// so the tiles go through a register-blocked kernel, of one of two sizes:
+//   - AVX2 (the package's baseline, `-target-cpu haswell`, so any x86-64 server):
+//     4 rows x 16 columns of c in eight SIMD8 accumulators, one broadcast of `a` and
+//     two loads of `b` per step of k, within the 16 vector registers;
+//   - AVX-512, where `GEMMKernel.current` is `.avx512`: 8 rows x 32 columns in sixteen
+//     SIMD16 accumulators of the 32 (GPTWideKernels' wideTileGemm), about twice as fast.
+// The tiling around the register tile and its edges are one generic definition
+// (FloatVector.tileGemm in GPTWideKernels).
 
-/// c (M,N) = a (M,K) b (K,N), or c += a b when `accumulate`.
+/// c (M,N) = a (M,K) b (K,N), or c += a b when `accumulate`; on the AVX-512 kernel when `wide`.
 /// a's element (m, k) is `a[m * am + k * ak]` (so either a or a^T can be passed);
 /// b is row-major with row stride `ldb`, c with row stride `ldc`.
 @inline(__always)
 func tileGemm(M: Int, N: Int, K: Int, _ a: UnsafePointer<Float>, am: Int, ak: Int,
               _ b: UnsafePointer<Float>, ldb: Int, _ c: UnsafeMutablePointer<Float>, ldc: Int,
-              accumulate: Bool) {
-    var m = 0
-    while m + 4 <= M {
-        var n = 0
-        while n + 16 <= N {
-            tile4x16(K, a + m * am, am, ak, b + n, ldb, c + m * ldc + n, ldc, accumulate)
-            n += 16
-        }
-        if n < N {
-            for r in m..<(m + 4) { tileRow(N - n, K, a + r * am, ak, b + n, ldb, c + r * ldc + n, accumulate) }
-        }
-        m += 4
+              accumulate: Bool, wide: Bool) {
+    if wide {
+        wideTileGemm(M: M, N: N, K: K, a, am: am, ak: ak, b, ldb: ldb, c, ldc: ldc, accumulate: accumulate)
+        return
     }
-    for r in m..<M { tileRow(N, K, a + r * am, ak, b, ldb, c + r * ldc, accumulate) }
+    Vec.tileGemm(M: M, N: N, K: K, a, am: am, ak: ak, b, ldb: ldb, c, ldc: ldc, accumulate: accumulate,
+                 rows: 4, columns: 16) { a, b, c in
+        tile4x16(K, a, am, ak, b, ldb, c, ldc, accumulate)
+    }
 }
 
-/// Four rows by sixteen columns: the kernel's steady state.
+/// Four rows by sixteen columns: the AVX2 kernel's steady state.
 @inline(__always)
 private func tile4x16(_ K: Int, _ a: UnsafePointer<Float>, _ am: Int, _ ak: Int, _ b: UnsafePointer<Float>,
                       _ ldb: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool) {
@@ -59,24 +60,5 @@ private func store2(_ v0: Vec, _ v1: Vec, _ c: UnsafeMutablePointer<Float>, _ ac
         storeVec(loadVec(c) + v0, c); storeVec(loadVec(c + 8) + v1, c + 8)
     } else {
         storeVec(v0, c); storeVec(v1, c + 8)
-    }
-}
-
-/// One row of c (N columns): the edges of a tile.
-@inline(__always)
-private func tileRow(_ N: Int, _ K: Int, _ a: UnsafePointer<Float>, _ ak: Int, _ b: UnsafePointer<Float>,
-                     _ ldb: Int, _ c: UnsafeMutablePointer<Float>, _ accumulate: Bool) {
-    var n = 0
-    while n + 8 <= N {
-        var acc = accumulate ? loadVec(c + n) : Vec()
-        for k in 0..<K { acc = acc.addingProduct(Vec(repeating: a[k * ak]), loadVec(b + k * ldb + n)) }
-        storeVec(acc, c + n)
-        n += 8
-    }
-    while n < N {
-        var s: Float = accumulate ? c[n] : 0
-        for k in 0..<K { s += a[k * ak] * b[k * ldb + n] }
-        c[n] = s
-        n += 1
     }
 }
