@@ -7,7 +7,9 @@
 //   GPTSupport     small shared pieces: monotonic clock, lock + condition, progress line,
 //                  interrupt cleanup, string quoting, the input error type, SHA-256 and HMAC
 //   GPTTokenizers  text <-> token ids: the char and byte-level BPE tokenizers, BPE training
-//   GPTWideKernels the AVX-512 kernels (the GEMM's register tile), run only where the CPU has it
+//   GPTSIMD        kernels written once for any vector width (exp, attention's tiles and softmax rows)
+//   GPTWideKernels the AVX-512 kernels (the GEMM's and attention's register tiles, the softmax
+//                  rows at 16 floats), run only where the CPU has it
 //   GPTCore        the model: kernels (forward/backward pairs), parameters, AdamW, sampling
 //   GPTData        files: the HDF5 wrapper, corpora (read, prepared from text or documents),
 //                  checkpoints, tokenizer files
@@ -76,8 +78,10 @@ let package = Package(
         // MARK: - Libraries
         .target(name: "GPTSupport"),
         .target(name: "GPTTokenizers", dependencies: ["GPTSupport"], swiftSettings: hotLoopFlags),
-        .target(name: "GPTWideKernels", swiftSettings: wideFlags),
-        .target(name: "GPTCore", dependencies: ["CBLAS", "GPTSupport", "GPTWideKernels"], swiftSettings: hotLoopFlags),
+        .target(name: "GPTSIMD", swiftSettings: hotLoopFlags),
+        .target(name: "GPTWideKernels", dependencies: ["GPTSIMD"], swiftSettings: wideFlags),
+        .target(name: "GPTCore", dependencies: ["CBLAS", "GPTSupport", "GPTSIMD", "GPTWideKernels"],
+                swiftSettings: hotLoopFlags),
         .target(name: "GPTData", dependencies: ["CHDF5", "GPTCore", "GPTTokenizers", "GPTSupport"],
                 swiftSettings: hotLoopFlags),
         .target(name: "GPTComm", dependencies: ["CMPI", "GPTSupport"]),

@@ -1,3 +1,4 @@
+import GPTSIMD
 import GPTWideKernels
 
 // Vectorised exp and tanh for the softmax, cross-entropy and GELU kernels.
@@ -7,7 +8,7 @@ import GPTWideKernels
 
 public typealias Vec = SIMD8<Float>
 
-/// The baseline's vector for GPTWideKernels' generic kernels (SIMDKernels.swift), which
+/// The baseline's vector for GPTSIMD's generic kernels (SIMDKernels.swift), which
 /// GPTCore instantiates at this width with its own compile flags.
 extension SIMD8: FloatVector where Scalar == Float {
     @inlinable @inline(__always)
@@ -18,7 +19,7 @@ extension SIMD8: FloatVector where Scalar == Float {
     }
 }
 
-/// exp of every lane (Cephes expf, one definition for every width: GPTWideKernels' FloatVector.fastExp).
+/// exp of every lane (Cephes expf, one definition for every width: GPTSIMD's FloatVector.fastExp).
 @inline(__always)
 public func fastExp(_ x: Vec) -> Vec {
     Vec.fastExp(x)

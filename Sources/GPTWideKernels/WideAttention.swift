@@ -3,7 +3,17 @@
 // GPTCore's tiled attention (Kernels/FlashAttention.swift, FlashAttentionBackward.swift)
 // calls these instead of its AVX2 code when `GEMMKernel.current` is `.avx512`: the tile
 // products on a register tile twice as tall and twice as wide, and the softmax rows
-// 16 floats at a time (SIMDKernels.swift, here instantiated at SIMD16).
+// 16 floats at a time (GPTSIMD's SIMDKernels.swift, here instantiated at SIMD16).
+import GPTSIMD
+
+extension SIMD16: FloatVector where Scalar == Float {
+    @inlinable @inline(__always)
+    public static func lanes(_ a: Self, greaterThan b: Self) -> SIMDMask<MaskStorage> { a .> b }
+    @inlinable @inline(__always)
+    public static func twoToThe(rounded z: Self) -> Self {
+        unsafeBitCast((unsafeBitCast(z, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23, to: Self.self)
+    }
+}
 
 private typealias W = SIMD16<Float>
 

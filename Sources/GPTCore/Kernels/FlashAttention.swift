@@ -1,3 +1,4 @@
+import GPTSIMD
 import GPTWideKernels
 #if canImport(Glibc)
 import Glibc
@@ -23,7 +24,7 @@ import Darwin
 //
 // The tile products and the softmax rows run 8 floats wide (AVX2) or, where
 // `GEMMKernel.current` is `.avx512`, 16 wide (GPTWideKernels); the rows are one generic
-// definition (GPTWideKernels' SIMDKernels.swift) for both.
+// definition (GPTSIMD's SIMDKernels.swift) for both.
 
 /// Query rows and key columns of one tile (measured on the baby GPT's shapes; docs/PERFORMANCE.md).
 let attentionQueryTile = 32, attentionKeyTile = 256

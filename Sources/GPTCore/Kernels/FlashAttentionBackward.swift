@@ -1,3 +1,4 @@
+import GPTSIMD
 import GPTWideKernels
 
 // MARK: - Backward of the tiled causal attention

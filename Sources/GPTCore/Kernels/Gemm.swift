@@ -20,7 +20,9 @@ import Darwin
 //
 // Every element of the result is one chain of multiply-adds over k in order, per block of
 // `kBlock` values of k, so the result does not depend on the thread count (cblas_sgemm's
-// may). SWIFTGPT_GEMM=blas|avx512|auto (the default) overrides the choice.
+// may). Products with fewer rows than the tile (12) go to the BLAS on either kernel (one
+// row to cblas_sgemv: OpenBLAS 0.3.21's sgemm packs all of b even for one row).
+// SWIFTGPT_GEMM=blas|avx512|auto (the default) overrides the choice.
 
 /// Which kernel runs `gemm`.
 public enum GEMMKernel: String, CaseIterable, Sendable {
@@ -117,7 +119,18 @@ public func gemm(M: Int, N: Int, K: Int, _ a: UnsafePointer<Float>, ars: Int, ac
         if !accumulate { for i in 0..<M { (c + i * ldc).update(repeating: 0, count: N) } }
         return
     }
-    switch GEMMKernel.current {
+    if M == 1 {  // one row (the sampler's cached step): a matrix-vector product, nothing packed
+        if bcs == 1 {
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(K), Int32(N), 1, b, Int32(max(brs, N)), a, Int32(max(acs, 1)),
+                        accumulate ? 1 : 0, c, 1)
+        } else {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(N), Int32(K), 1, b, Int32(max(bcs, K)), a, Int32(max(acs, 1)),
+                        accumulate ? 1 : 0, c, 1)
+        }
+        return
+    }
+    // Fewer rows than the tile: packing b would cost about as much as the product.
+    switch M < WideGemm.mr ? .blas : GEMMKernel.current {
     case .blas:
         // Row-major as they are, else transposed (a vector, with both strides 1, either way).
         let ta = acs == 1 && (ars >= K || M == 1), tb = bcs == 1 && (brs >= N || K == 1)

@@ -1,3 +1,4 @@
+import GPTSIMD
 import GPTWideKernels
 
 // MARK: - The attention tiles' matrix products, in registers

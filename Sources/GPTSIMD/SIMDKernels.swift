@@ -1,12 +1,14 @@
 // MARK: - Kernels written once for any vector width
 //
 // The exp, the register-tile driver and the softmax rows of the tiled attention are the
-// same code at 8 floats (AVX2, GPTCore's baseline) and at 16 (AVX-512, this module), so
+// same code at 8 floats (AVX2, GPTCore's baseline) and at 16 (AVX-512, GPTWideKernels), so
 // they are generic over the vector type (FloatVector) and inlinable: GPTCore conforms
-// SIMD8<Float> and instantiates them with its own compile flags (FastMath.swift), this
-// module conforms SIMD16<Float> and instantiates them with AVX-512's (WideAttention.swift).
-// Each module must instantiate only its own width: specialisations are named by their
-// types alone, and the linker keeps one copy of each name.
+// SIMD8<Float> and instantiates them with its own compile flags (FastMath.swift),
+// GPTWideKernels conforms SIMD16<Float> and instantiates them with AVX-512's
+// (WideAttention.swift). This module itself is compiled at the baseline, so the generic
+// code an unoptimised (debug) build calls unspecialised runs on any CPU. Each module must
+// instantiate only its own width: specialisations are named by their types alone, and the
+// linker keeps one copy of each name.
 
 /// A vector of floats the generic kernels run on: SIMD8<Float> (GPTCore) and SIMD16<Float> (here).
 /// The requirements are the operations whose generic SIMD versions go lane by lane;
@@ -16,15 +18,6 @@ public protocol FloatVector: SIMD where Scalar == Float, MaskStorage.Scalar == I
     static func lanes(_ a: Self, greaterThan b: Self) -> SIMDMask<MaskStorage>
     /// 2^n for each lane of z = n + 1.5 * 2^23 (an integer n rounded by the float adder).
     static func twoToThe(rounded z: Self) -> Self
-}
-
-extension SIMD16: FloatVector where Scalar == Float {
-    @inlinable @inline(__always)
-    public static func lanes(_ a: Self, greaterThan b: Self) -> SIMDMask<MaskStorage> { a .> b }
-    @inlinable @inline(__always)
-    public static func twoToThe(rounded z: Self) -> Self {
-        unsafeBitCast((unsafeBitCast(z, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23, to: Self.self)
-    }
 }
 
 extension FloatVector {
