@@ -154,12 +154,17 @@ final class TrainingEquivalenceTests: XCTestCase {
     /// zero_stage 1 on 4 ranks = zero_stage 0 on 4 ranks = 1 rank with the same global batch, after
     /// 20 steps with clipping and accumulation, overlap on and off: parameters, logged losses and
     /// gradient norms; each rank holds a quarter of the AdamW state, as its own report says.
+    /// The bound: 20 AdamW steps turn the different orders of the gradient sums (8 micro-batches
+    /// on one rank; 2 per rank and an allreduce; a reduce-scatter) into differences of a few ulps
+    /// of the weights: largest relative 7.4e-7 with the BLAS GEMM and 1.16e-6 with the AVX-512 one
+    /// (whose own rounding differs).
     func testZeroStage1EqualsStage0AndOneRank() throws {
+        let tolerance = 2.5e-6
         let dir = try TemporaryDirectory(prefix: "swiftgpt-zero")
         let common = ["batch_size=4", "data_shards=4", "max_iters=20", "eval_interval=20", "grad_clip=0.5"]
         let reference = try train(in: dir, "one", ranks: 1, common + ["gradient_accumulation_steps=8"])
         let stage0 = try train(in: dir, "stage0", ranks: 4, common + ["gradient_accumulation_steps=2"])
-        try assertEquivalent(stage0, reference, "4 ranks zero_stage 0 vs 1 rank, 20 steps", steps: 20, tolerance: 1e-6)
+        try assertEquivalent(stage0, reference, "4 ranks zero_stage 0 vs 1 rank, 20 steps", steps: 20, tolerance: tolerance)
         let norms = try Self.trainLog(stage0).map(\.norm)
         XCTAssertGreaterThan(norms.filter { $0 > 0.5 }.count, 10, "clipping is not active: norms \(norms)")
         var sharded: [Run] = []
@@ -167,9 +172,9 @@ final class TrainingEquivalenceTests: XCTestCase {
             let run = try train(in: dir, "stage1-overlap-\(overlap)", ranks: 4,
                                 common + ["gradient_accumulation_steps=2", "zero_stage=1", "overlap_comm=\(overlap)"])
             try assertEquivalent(run, stage0, "4 ranks zero_stage 1 (overlap_comm \(overlap)) vs zero_stage 0", steps: 20,
-                                 tolerance: 1e-6)
+                                 tolerance: tolerance)
             try assertEquivalent(run, reference, "4 ranks zero_stage 1 (overlap_comm \(overlap)) vs 1 rank", steps: 20,
-                                 tolerance: 1e-6)
+                                 tolerance: tolerance)
             try assertReplicasMatchCheckpoint(run, ranks: 4)
             try assertCommunicationThread(run, used: overlap)
             sharded.append(run)
