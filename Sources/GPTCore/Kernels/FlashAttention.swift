@@ -26,7 +26,7 @@ import Darwin
 // `GEMMKernel.current` is `.avx512`, 16 wide (GPTWideKernels); the rows are one generic
 // definition (GPTSIMD's SIMDKernels.swift) for both.
 
-/// Query rows and key columns of one tile (measured on the baby GPT's shapes; docs/PERFORMANCE.md).
+/// Query rows and key columns of one tile (measured on the baby GPT's shapes; docs/PERFORMANCE-HISTORY.md).
 let attentionQueryTile = 32, attentionKeyTile = 256
 
 /// One thread's scratch: k and v of one head transposed (hs,T), row statistics

@@ -5,7 +5,7 @@ import GPTWideKernels
 //
 // The tiled attention multiplies small blocks (a tile of 32 queries by up to 256
 // keys, head_size deep) thousands of times a step. At that size cblas_sgemm's
-// packing and dispatch cost more than they save (measured: docs/PERFORMANCE.md),
+// packing and dispatch cost more than they save (measured: docs/PERFORMANCE-HISTORY.md),
 // so the tiles go through a register-blocked kernel, of one of two sizes:
 //   - AVX2 (the package's baseline, `-target-cpu haswell`, so any x86-64 server):
 //     4 rows x 16 columns of c in eight SIMD8 accumulators, one broadcast of `a` and
