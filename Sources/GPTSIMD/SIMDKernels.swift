@@ -234,3 +234,37 @@ extension FloatVector {
         }
     }
 }
+
+// MARK: - GELU
+
+extension FloatVector {
+    /// sqrt(2/pi), the scale inside GELU's tanh.
+    @inlinable
+    public static var geluScale: Float { 0.7978845608028654 }
+
+    /// tanh(x) = 1 - 2 / (exp(2x) + 1); exact limits at +-inf thanks to the clamp in fastExp.
+    @inlinable @inline(__always)
+    public static func fastTanh(_ x: Self) -> Self {
+        1 - 2 / (fastExp(x + x) + 1)
+    }
+
+    /// out[i] = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) for i in start..<end, x = inp[i]:
+    /// GPT-2's GELU. The lanes are independent, so every width gives the same floats.
+    @inlinable @inline(__always)
+    public static func geluForwardRange(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                                        _ start: Int, _ end: Int) {
+        @inline(__always) func gelu(_ x: Self) -> Self {
+            let u: Self = geluScale * (x + 0.044715 * x * x * x)
+            return 0.5 * x * (1 + fastTanh(u))
+        }
+        var i = start
+        while i + scalarCount <= end {
+            gelu(load(inp + i)).store(out + i)
+            i += scalarCount
+        }
+        while i < end {  // the tail: one lane of a vector
+            out[i] = gelu(Self(repeating: inp[i]))[0]
+            i += 1
+        }
+    }
+}

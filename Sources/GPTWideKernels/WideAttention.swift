@@ -96,3 +96,9 @@ public func wideSoftmaxGradTile(_ d: UnsafeMutablePointer<Float>, _ p: UnsafePoi
                                 D: UnsafePointer<Float>, scale: Float) {
     W.softmaxGradTile(d, p, mask, ld: ld, rows: rows, width: width, D: D, scale: scale)
 }
+
+/// GELU forward of inp[start..<end] into out, 16 floats at a time (GPTSIMD's geluForwardRange).
+@inline(never)
+public func wideGeluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ start: Int, _ end: Int) {
+    W.geluForwardRange(out, inp, start, end)
+}

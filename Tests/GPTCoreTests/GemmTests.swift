@@ -142,6 +142,30 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    /// GELU forward is one generic definition run 8 or 16 floats wide: the same floats either way,
+    /// also in the tail that is not a whole vector.
+    func testGELUForwardGivesTheSameFloatsAtBothWidths() throws {
+        guard GEMMKernel.available(.avx512) else { throw XCTSkip("this CPU lacks AVX-512 (avx512f/cd/bw/dq/vl)") }
+        var rng = SplitMix64(seed: 7)
+        let n = 10_007
+        let x = (0..<n).map { i -> Float in i % 97 == 0 ? [0, -0.0, 30, -30, 1e-30][i % 5] : 12 * (rng.nextFloat() - 0.5) }
+        func run(_ kernel: GEMMKernel) -> [UInt32] {
+            var out = [Float](repeating: .nan, count: n)
+            GEMMKernel.with(kernel) {
+                x.withUnsafeBufferPointer { i in
+                    out.withUnsafeMutableBufferPointer { geluForward($0.baseAddress!, i.baseAddress!, N: n) }
+                }
+            }
+            return out.map(\.bitPattern)
+        }
+        for threads in [1, 2] {
+            Parallel.setThreads(threads)
+            let narrow = run(.blas), wide = run(.avx512)
+            XCTAssertEqual(narrow, wide, "\(threads) thread(s)")
+            XCTAssertFalse(narrow.contains { Float(bitPattern: $0).isNaN })
+        }
+    }
+
     // MARK: - The worker pool
 
     func testEveryChunkRunsOnceForAnyThreadCount() {

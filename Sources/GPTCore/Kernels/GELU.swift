@@ -1,22 +1,16 @@
+import GPTSIMD
+import GPTWideKernels
+
 // MARK: - GELU, the tanh approximation used by GPT-2
 
-private let geluScale: Float = 0.7978845608028654  // sqrt(2/pi)
+private let geluScale = Vec.geluScale  // sqrt(2/pi)
 
-/// out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+/// out (N) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): one definition for both widths
+/// (GPTSIMD's `geluForwardRange`), 16 floats at a time where the AVX-512 kernels run.
 public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, N: Int) {
+    let wide = GEMMKernel.current == .avx512
     Parallel.forChunks(N, grain: 4096) { start, end in
-        var i = start
-        while i + 8 <= end {
-            let x = loadVec(inp + i)
-            let u: Vec = geluScale * (x + 0.044715 * x * x * x)
-            storeVec(0.5 * x * (1 + fastTanh(u)), out + i)
-            i += 8
-        }
-        while i < end {
-            let x = inp[i]
-            out[i] = 0.5 * x * (1 + fastTanh(geluScale * (x + 0.044715 * x * x * x)))
-            i += 1
-        }
+        if wide { wideGeluForward(out, inp, start, end) } else { Vec.geluForwardRange(out, inp, start, end) }
     }
 }
 
