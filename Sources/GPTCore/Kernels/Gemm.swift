@@ -148,11 +148,11 @@ enum WideGemm {
     static let mr = WideGemmTile.rows, nr = WideGemmTile.columns
     /// Values of k per block: a tile's 32-column panel of b (32 KiB) and its 12 rows of a
     /// (12 KiB) stay in a 48 KiB L1 data cache while the tile is computed.
-    nonisolated(unsafe) static var kBlock = 256
+    static let kBlock = 256
     /// Columns of b packed at a time: kBlock x nBlock floats (512 KiB), within L2.
-    nonisolated(unsafe) static var nBlock = 512
+    static let nBlock = 512
     /// At most this many rows of a per task (a multiple of 12).
-    nonisolated(unsafe) static var mBlock = 240
+    static let mBlock = 240
 
     static func run(M: Int, N: Int, K: Int, _ a: UnsafePointer<Float>, ars: Int, acs: Int,
                     _ b: UnsafePointer<Float>, brs: Int, bcs: Int,
